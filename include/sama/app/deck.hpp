@@ -1,0 +1,81 @@
+#pragma once
+// The input deck: one class that parses a TOML file (plus --set overrides), validates every key,
+// fills defaults, rejects contradictions with messages naming the key and its line, and writes the
+// resolved deck back out next to the results.
+#include "sama/optim/optimizer.hpp"
+#include "sama/optim/schedule.hpp"
+
+#include <string>
+#include <vector>
+
+namespace sama::app {
+
+struct DataConfig {
+  std::string source = "fashion_mnist";  // "fashion_mnist", "hdf5", "synthetic"
+  std::string path = "/usr/share/datasets/fashion-mnist";  // fashion_mnist: directory of IDX files
+  std::string train_file;                // hdf5: training file
+  std::string test_file;                 // hdf5: test file
+  long meta_size = 1000;                 // clean, class-balanced meta set split off the training set
+  std::string noise_type = "uniform";    // "none", "uniform", "pair"
+  double noise_rate = 0.4;
+  long synthetic_train = 4096;           // synthetic: sizes and shape
+  long synthetic_test = 1024;
+  long synthetic_features = 32;
+  long synthetic_classes = 10;
+  double synthetic_separation = 1.0;
+};
+
+struct ModelConfig {
+  std::vector<long> hidden = {256, 256};
+  std::string activation = "relu";  // "relu", "gelu", "tanh"
+};
+
+struct TrainConfig {
+  long seed = 1;
+  long epochs = 40;
+  long steps = 0;            // > 0 overrides epochs
+  long batch_size = 128;
+  long log_interval = 200;   // progress line every N steps
+  long eval_interval = 0;    // test accuracy every N steps; 0 = once per epoch
+  long eval_batch = 1000;
+};
+
+struct OptimizerDeck {
+  optim::OptimizerConfig cfg;
+  double lr = 0.1;
+};
+
+struct MetaConfig {
+  std::string method = "sama";  // "none", "sama", "finite_difference"
+  long interval = 1;            // a meta step every `interval` base steps ...
+  long warmup = 0;              // ... once `warmup` base steps are done
+  double alpha = 1.0;           // probe radius: ε = alpha / ‖D ⊙ v‖
+  double lr = 1e-3;             // meta optimizer (Adam) learning rate
+  double weight_decay = 0.0;
+  double beta1 = 0.9;
+  double beta2 = 0.999;
+  double eps = 1e-8;
+  long batch_size = 128;        // meta batch (from the clean meta set)
+  long hidden = 100;            // Meta-Weight-Net hidden width
+  bool normalize = true;        // weights normalised to mean 1 within a batch
+};
+
+struct Deck {
+  std::string file;  // where it was read from
+  DataConfig data;
+  ModelConfig model;
+  OptimizerDeck optimizer;
+  optim::ScheduleConfig schedule;
+  TrainConfig train;
+  MetaConfig meta;
+};
+
+/// Reads and validates a deck; overrides are "section.key=value" (value in TOML syntax, or a bare
+/// string). Any problem throws sama::Error naming the file, the key and its line.
+Deck load_deck(const std::string& path, const std::vector<std::string>& overrides = {});
+/// The same from TOML text (`name` is used in messages).
+Deck parse_deck(const std::string& text, const std::string& name, const std::vector<std::string>& overrides = {});
+/// The resolved deck (every key, defaults filled) as TOML text.
+std::string to_toml(const Deck& deck);
+
+}  // namespace sama::app

@@ -1,0 +1,43 @@
+#pragma once
+// The training driver: data, model, optimizers and the SAMA meta step, run from a deck.
+#include "sama/app/deck.hpp"
+#include "sama/comm/communicator.hpp"
+#include "sama/core/gemm.hpp"
+
+#include <iosfwd>
+#include <string>
+#include <vector>
+
+namespace sama::app {
+
+struct RunOptions {
+  std::string out_dir;          // run directory ("" = write no files: benchmarks and tests)
+  std::ostream* log = nullptr;  // progress lines (rank 0); nullptr = silent
+  bool final_weights = true;    // write weights.h5 at the end
+  long untimed_steps = 0;       // leave the first N steps out of the throughput and GEMM counts
+  bool record_gemm_calls = false;
+};
+
+struct RunResult {
+  double final_test_accuracy = 0;
+  double best_test_accuracy = 0;
+  double final_test_loss = 0;
+  double final_train_loss = 0;   // mean unweighted base loss over the last logging window
+  double first_train_loss = 0;   // the same over the first window
+  long steps = 0;
+  int ranks = 1;
+  std::string method;
+  double samples_per_second = 0;  // base samples (global batch) per second of training
+  double train_seconds = 0;
+  double peak_rss_mb = 0;
+  double gemm_flops = 0;          // GEMM FLOPs counted during the timed training steps
+  std::vector<GemmRecorder::Call> gemm_calls;  // with RunOptions::record_gemm_calls
+  long meta_steps = 0;
+  double mean_weight_clean = 0;   // mean meta weight of clean / noisy samples at the end
+  double mean_weight_noisy = 0;
+};
+
+/// Runs the deck to the end; throws sama::Error on any failure (no summary.json is then written).
+RunResult train(const Deck& deck, const RunOptions& options, const comm::Communicator& comm);
+
+}  // namespace sama::app

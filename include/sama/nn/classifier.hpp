@@ -1,0 +1,41 @@
+#pragma once
+// An MLP classifier with softmax cross-entropy: per-sample losses forward, weighted backward.
+#include "sama/nn/cross_entropy.hpp"
+#include "sama/nn/mlp.hpp"
+
+namespace sama::nn {
+
+template <class T>
+class Classifier {
+ public:
+  Classifier(std::vector<std::size_t> widths, ActivationKind activation, std::size_t max_batch)
+      : mlp_(std::move(widths), activation, std::nullopt, max_batch), ce_(max_batch, mlp_.out()) {}
+
+  Mlp<T>& mlp() { return mlp_; }
+  const Mlp<T>& mlp() const { return mlp_; }
+  std::size_t num_params() const { return mlp_.num_params(); }
+
+  /// losses[i] = ℓ_i(θ) for the batch (x, y); keeps what backward needs.
+  void losses(VecU<const T> theta, MatU<const T> x, VecU<const int> y, VecU<T> losses) {
+    logits_ = mlp_.forward(theta, x);
+    ce_.forward(logits_, y, losses);
+  }
+  /// grad = Σ_i coef[i] ∂ℓ_i/∂θ for the batch of the last losses() call (overwritten).
+  void backward(VecU<const T> theta, VecU<const T> coef, VecU<const int> y, VecU<T> grad,
+                const typename Mlp<T>::GradReady& on_ready = nullptr) {
+    MatU<T> dlogits(dlogits_.data(), logits_.extent(0), logits_.extent(1));
+    ce_.backward(coef, y, dlogits);
+    mlp_.backward(theta, dlogits, grad, MatU<T>(), on_ready);
+  }
+  /// Correct predictions in the batch of the last losses() call.
+  std::size_t count_correct(VecU<const int> y) const { return SoftmaxCrossEntropy<T>::count_correct(logits_, y); }
+  MatU<const T> logits() const { return logits_; }
+
+ private:
+  Mlp<T> mlp_;
+  SoftmaxCrossEntropy<T> ce_;
+  Mat<T> dlogits_{make_mat<T>("sama::Classifier::dlogits", mlp_.max_batch(), mlp_.out())};
+  MatU<const T> logits_;
+};
+
+}  // namespace sama::nn

@@ -1,0 +1,26 @@
+#pragma once
+// Softmax cross-entropy with per-sample losses as a first-class output: ℓ_i = −log softmax(z_i)[y_i].
+// The caller decides how samples are combined through per-sample coefficients c_i = ∂L/∂ℓ_i
+// (1/B for a mean, w_i/B for a Meta-Weight-Net weighted mean).
+#include "sama/core/types.hpp"
+
+namespace sama::nn {
+
+template <class T>
+class SoftmaxCrossEntropy {
+ public:
+  SoftmaxCrossEntropy(std::size_t max_batch, std::size_t classes);
+  /// losses[i] = ℓ_i; keeps softmax probabilities for backward.
+  void forward(MatU<const T> logits, VecU<const int> labels, VecU<T> losses);
+  /// dlogits[i] = coef[i] * (softmax(z_i) − onehot(y_i)), for the batch of the last forward.
+  void backward(VecU<const T> coef, VecU<const int> labels, MatU<T> dlogits) const;
+  /// Number of samples whose arg-max logit equals the label (ties go to the lowest class).
+  static std::size_t count_correct(MatU<const T> logits, VecU<const int> labels);
+
+ private:
+  std::size_t classes_;
+  std::size_t batch_ = 0;
+  Mat<T> probs_;
+};
+
+}  // namespace sama::nn

@@ -1,0 +1,58 @@
+#pragma once
+// A multilayer perceptron assembled from a list of widths: Linear, activation, ..., Linear[, output
+// activation]. The MLP owns its layers and the activation workspace (sized for a maximum batch);
+// θ and its gradient are flat buffers owned by the caller, each layer reading its own slice.
+#include "sama/nn/activation.hpp"
+#include "sama/nn/layer.hpp"
+
+#include <functional>
+#include <memory>
+#include <optional>
+#include <vector>
+
+namespace sama::nn {
+
+template <class T>
+class Mlp {
+ public:
+  /// widths = {in, h1, ..., out}; `hidden` after every Linear but the last; `output` after the last.
+  Mlp(std::vector<std::size_t> widths, ActivationKind hidden, std::optional<ActivationKind> output,
+      std::size_t max_batch);
+
+  std::size_t num_params() const { return num_params_; }
+  std::size_t in() const { return widths_.front(); }
+  std::size_t out() const { return widths_.back(); }
+  std::size_t max_batch() const { return max_batch_; }
+  const std::vector<std::size_t>& widths() const { return widths_; }
+  std::size_t num_layers() const { return layers_.size(); }
+  const Layer<T>& layer(std::size_t i) const { return *layers_[i]; }
+  /// Offset of layer i's parameters in θ.
+  std::size_t param_offset(std::size_t i) const { return offsets_[i]; }
+
+  /// Seeded initialisation of all of θ.
+  void init(VecU<T> theta, Rng& rng) const;
+
+  /// Forward x [B, in] (B <= max_batch); keeps the activations for backward; returns y [B, out].
+  /// x must stay alive and unchanged until backward.
+  MatU<const T> forward(VecU<const T> theta, MatU<const T> x);
+
+  /// Called after a layer's parameter gradient is complete, in reverse layer order: (offset, count).
+  using GradReady = std::function<void(std::size_t, std::size_t)>;
+  /// Backward from dy = ∂L/∂y [B, out] of the last forward: grad (all of θ) is overwritten;
+  /// dx, when given, receives ∂L/∂x.
+  void backward(VecU<const T> theta, MatU<const T> dy, VecU<T> grad, MatU<T> dx = MatU<T>(),
+                const GradReady& on_ready = nullptr);
+
+ private:
+  std::vector<std::size_t> widths_;
+  std::vector<std::unique_ptr<Layer<T>>> layers_;
+  std::vector<std::size_t> offsets_;
+  std::size_t num_params_ = 0;
+  std::size_t max_batch_ = 0;
+  std::size_t batch_ = 0;
+  MatU<const T> input_;
+  std::vector<Mat<T>> acts_;  // output of each layer, [max_batch][out]
+  Mat<T> delta_a_, delta_b_;  // ping-pong gradients w.r.t. activations
+};
+
+}  // namespace sama::nn

@@ -1,0 +1,124 @@
+// `sama bench`: per MLP size and method, samples/s, peak RSS, the GEMM FLOP rate the training step
+// achieves, and the sgemm rate of the very same GEMM shapes replayed alone in the same run.
+#include "sama/app/commands.hpp"
+#include "sama/app/deck.hpp"
+#include "sama/app/trainer.hpp"
+#include "sama/core/error.hpp"
+#include "sama/core/gemm.hpp"
+#include "sama/core/timer.hpp"
+
+#include <fmt/format.h>
+#include <malloc.h>
+
+#include <fstream>
+#include <map>
+#include <ostream>
+
+namespace sama::app {
+namespace {
+
+struct Record {
+  std::string method, hidden;
+  long batch = 0;
+  double samples_per_s = 0, achieved_gflops = 0, sgemm_gflops = 0, peak_rss_mb = 0;
+};
+
+/// Replays the recorded GEMM calls alone (same shapes, same transposes) and returns GFLOP/s.
+double replay_gflops(const std::vector<GemmRecorder::Call>& calls) {
+  if (calls.empty()) return 0;
+  std::map<std::size_t, Mat<float>> pool;  // one buffer per size, reused
+  auto buffer = [&](std::size_t rows, std::size_t cols, int which) {
+    auto& m = pool[(rows * cols) * 4 + static_cast<std::size_t>(which)];
+    if (m.extent(0) != rows || m.extent(1) != cols) {
+      m = make_mat<float>("sama::bench::replay", rows, cols);
+      Kokkos::deep_copy(m, 0.01f);
+    }
+    return MatU<float>(m.data(), rows, cols);
+  };
+  double flops = 0, seconds = 0;
+  for (int rep = 0; rep < 100 && seconds < 1.0; ++rep) {
+    Timer t;
+    for (const auto& c : calls) {
+      const auto a = c.op_a == Op::N ? buffer(c.m, c.k, 0) : buffer(c.k, c.m, 0);
+      const auto b = c.op_b == Op::N ? buffer(c.k, c.n, 1) : buffer(c.n, c.k, 1);
+      gemm<float>(c.op_a, c.op_b, 1.0f, a, b, 0.0f, buffer(c.m, c.n, 2));
+      flops += 2.0 * double(c.m) * double(c.n) * double(c.k);
+    }
+    Kokkos::fence();
+    seconds += t.seconds();
+  }
+  return flops / seconds * 1e-9;
+}
+
+}  // namespace
+
+int run_bench(const BenchArgs& args, const comm::Communicator& comm, std::ostream& out) {
+  if (comm.size() != 1) fail("sama bench runs on one rank (started on {})", comm.size());
+  const std::vector<std::vector<long>> sizes = {{256, 256}, {100}};
+  const std::vector<std::string> methods = {"none", "sama"};
+  std::vector<Record> records;
+  out << fmt::format("sama bench: MLP 784-H-10, batch 128, synthetic data, one core, {} timed steps after {}\n",
+                     args.steps, args.warmup);
+  out << fmt::format("{:<10} {:<8} {:>12} {:>12} {:>12} {:>10} {:>10}\n", "hidden", "method", "samples/s",
+                     "GEMM GF/s", "sgemm GF/s", "ratio", "RSS MB");
+  for (const auto& hidden : sizes) {
+    for (const auto& method : methods) {
+      Deck deck = parse_deck("", "bench");
+      deck.data.source = "synthetic";
+      deck.data.synthetic_features = 784;
+      deck.data.synthetic_classes = 10;
+      deck.data.synthetic_train = 8192;
+      deck.data.synthetic_test = 256;
+      deck.data.meta_size = 1000;
+      deck.model.hidden = hidden;
+      deck.optimizer.cfg.name = "adam";
+      deck.optimizer.lr = 1e-3;
+      deck.train.batch_size = 128;
+      deck.meta.batch_size = 128;
+      deck.train.steps = args.warmup + args.steps;
+      deck.train.log_interval = deck.train.steps;
+      deck.train.eval_interval = deck.train.steps;
+      deck.meta.method = method;
+      malloc_trim(0);
+      reset_peak_rss();
+      RunOptions opt;
+      opt.untimed_steps = args.warmup;
+      opt.record_gemm_calls = true;
+      const RunResult r = train(deck, opt, comm);
+      Record rec;
+      rec.method = method;
+      rec.hidden = fmt::format("{}", fmt::join(hidden, ","));
+      rec.batch = 128;
+      rec.samples_per_s = r.samples_per_second;
+      rec.achieved_gflops = r.gemm_flops / r.train_seconds * 1e-9;
+      rec.sgemm_gflops = replay_gflops(r.gemm_calls);
+      rec.peak_rss_mb = r.peak_rss_mb;
+      records.push_back(rec);
+      out << fmt::format("{:<10} {:<8} {:>12.0f} {:>12.2f} {:>12.2f} {:>10.3f} {:>10.1f}\n", rec.hidden, rec.method,
+                         rec.samples_per_s, rec.achieved_gflops, rec.sgemm_gflops,
+                         rec.achieved_gflops / rec.sgemm_gflops, rec.peak_rss_mb);
+    }
+  }
+  for (std::size_t i = 0; i + 1 < records.size(); i += 2)
+    out << fmt::format("hidden {}: sama/none peak RSS {:.3f}, sama/none samples/s {:.3f}\n", records[i].hidden,
+                       records[i + 1].peak_rss_mb / records[i].peak_rss_mb,
+                       records[i + 1].samples_per_s / records[i].samples_per_s);
+  if (!args.json.empty()) {
+    std::ofstream js(args.json);
+    if (!js) fail("cannot create '{}'", args.json);
+    js << "[\n";
+    for (std::size_t i = 0; i < records.size(); ++i) {
+      const auto& r = records[i];
+      js << fmt::format(
+          "  {{\"method\": \"{}\", \"hidden\": \"{}\", \"batch\": {}, \"samples_per_s\": {:.6g}, "
+          "\"achieved_gflops\": {:.6g}, \"sgemm_gflops\": {:.6g}, \"ratio_to_sgemm\": {:.6g}, \"peak_rss_mb\": {:.6g}}}{}\n",
+          r.method, r.hidden, r.batch, r.samples_per_s, r.achieved_gflops, r.sgemm_gflops,
+          r.achieved_gflops / r.sgemm_gflops, r.peak_rss_mb, i + 1 < records.size() ? "," : "");
+    }
+    js << "]\n";
+    if (!js) fail("cannot write '{}'", args.json);
+  }
+  return 0;
+}
+
+}  // namespace sama::app

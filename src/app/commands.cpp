@@ -1,0 +1,69 @@
+#include "sama/app/commands.hpp"
+
+#include "sama/app/deck.hpp"
+#include "sama/app/trainer.hpp"
+#include "sama/build_info.hpp"
+#include "sama/core/gemm.hpp"
+#include "sama/core/types.hpp"
+
+#include <fmt/format.h>
+#include <hdf5.h>
+
+#include <filesystem>
+#include <ostream>
+
+namespace sama::app {
+
+int run_train(const TrainArgs& args, const comm::Communicator& comm, std::ostream& log) {
+  const Deck deck = load_deck(args.deck, args.set);
+  std::string out = args.out;
+  if (out.empty()) out = (std::filesystem::path("runs") / std::filesystem::path(args.deck).stem()).string();
+  RunOptions opt;
+  opt.out_dir = out;
+  opt.log = &log;
+  const RunResult r = train(deck, opt, comm);
+  if (comm.rank() == 0)
+    log << fmt::format("sama: done: final test accuracy {:.4f} (best {:.4f}), {:.0f} samples/s, peak RSS {:.1f} MB; "
+                       "results in {}\n",
+                       r.final_test_accuracy, r.best_test_accuracy, r.samples_per_second, r.peak_rss_mb, out);
+  return 0;
+}
+
+void print_info(std::ostream& out) {
+  unsigned maj = 0, min = 0, rel = 0;
+  H5get_libversion(&maj, &min, &rel);
+#ifdef SAMA_HDF5_PARALLEL
+  const bool h5_parallel = true;
+#else
+  const bool h5_parallel = false;
+#endif
+#ifdef KOKKOS_ENABLE_CUDA
+  const bool cuda = true;
+#else
+  const bool cuda = false;
+#endif
+#ifdef SAMA_HAVE_CUBLAS
+  const bool cublas = true;
+#else
+  const bool cublas = false;
+#endif
+#ifdef SAMA_HAVE_NCCL
+  const bool nccl = true;
+#else
+  const bool nccl = false;
+#endif
+  const int kv = KOKKOS_VERSION;
+  out << fmt::format("sama {}\n", build::version);
+  out << fmt::format("  git commit        {}\n", build::git_commit);
+  out << fmt::format("  build             {} ({})\n", build::build_type, build::compiler);
+  out << fmt::format("  Kokkos            {}.{}.{}, execution space {}\n", kv / 10000, (kv / 100) % 100, kv % 100,
+                     ExecSpace::name());
+  out << fmt::format("  BLAS              {} [{}]\n", blas_description(), build::blas_library);
+  out << fmt::format("  MPI               {}\n", comm::Environment::library_version());
+  out << fmt::format("  HDF5              {}.{}.{} ({})\n", maj, min, rel, h5_parallel ? "parallel" : "serial");
+  out << fmt::format("  CUDA              {}\n", cuda ? "yes (Kokkos CUDA back end)" : "no");
+  out << fmt::format("  cuBLAS            {}\n", cublas ? "yes" : "no");
+  out << fmt::format("  NCCL              {}\n", nccl ? "yes" : "no");
+}
+
+}  // namespace sama::app

@@ -1,0 +1,302 @@
+#include "sama/app/deck.hpp"
+
+#include "sama/core/error.hpp"
+
+#include <toml++/toml.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cmath>
+#include <cstring>
+#include <fstream>
+#include <limits>
+#include <set>
+#include <sstream>
+
+namespace sama::app {
+namespace {
+
+constexpr double inf = std::numeric_limits<double>::infinity();
+
+/// Reads every field from a table (checking type, range and choices) or writes every field into one.
+/// The list of fields is written once, in describe(), and serves both directions.
+class Binder {
+ public:
+  enum class Mode { read, write };
+  Binder(toml::table& table, Mode mode, std::string file) : table_(table), mode_(mode), file_(std::move(file)) {}
+
+  void field(const std::string& key, long& v, double lo, double hi) {
+    known_.insert(key);
+    if (mode_ == Mode::write) return put(key, toml::value<int64_t>(v));
+    const toml::node* n = find(key);
+    if (!n) return;
+    if (!n->is_integer()) type_error(key, *n, "an integer");
+    const auto x = n->as_integer()->get();
+    check_range(key, *n, static_cast<double>(x), lo, hi);
+    v = static_cast<long>(x);
+  }
+  void field(const std::string& key, double& v, double lo, double hi, bool open_lo = false) {
+    known_.insert(key);
+    if (mode_ == Mode::write) return put(key, toml::value<double>(v));
+    const toml::node* n = find(key);
+    if (!n) return;
+    double x;
+    if (n->is_floating_point()) x = n->as_floating_point()->get();
+    else if (n->is_integer()) x = static_cast<double>(n->as_integer()->get());
+    else type_error(key, *n, "a number");
+    if (!std::isfinite(x)) fail("{}: key '{}': value must be finite", where(*n), key);
+    if (open_lo && x <= lo) fail("{}: key '{}' = {} must be greater than {}", where(*n), key, x, lo);
+    check_range(key, *n, x, lo, hi);
+    v = x;
+  }
+  void field(const std::string& key, bool& v) {
+    known_.insert(key);
+    if (mode_ == Mode::write) return put(key, toml::value<bool>(v));
+    const toml::node* n = find(key);
+    if (!n) return;
+    if (!n->is_boolean()) type_error(key, *n, "a boolean (true or false)");
+    v = n->as_boolean()->get();
+  }
+  void field(const std::string& key, std::string& v, const std::vector<std::string>& choices = {}) {
+    known_.insert(key);
+    if (mode_ == Mode::write) return put(key, toml::value<std::string>(v));
+    const toml::node* n = find(key);
+    if (!n) return;
+    if (!n->is_string()) type_error(key, *n, "a string");
+    const std::string x = n->as_string()->get();
+    if (!choices.empty() && std::find(choices.begin(), choices.end(), x) == choices.end()) {
+      std::string list;
+      for (const auto& c : choices) list += (list.empty() ? "" : ", ") + c;
+      fail("{}: key '{}' = \"{}\" is not one of: {}", where(*n), key, x, list);
+    }
+    v = x;
+  }
+  void field(const std::string& key, std::vector<long>& v, double lo, double hi) {
+    known_.insert(key);
+    if (mode_ == Mode::write) {
+      toml::array a;
+      for (long x : v) a.push_back(static_cast<int64_t>(x));
+      return put(key, std::move(a));
+    }
+    const toml::node* n = find(key);
+    if (!n) return;
+    if (!n->is_array()) type_error(key, *n, "an array of integers");
+    std::vector<long> out;
+    for (const auto& e : *n->as_array()) {
+      if (!e.is_integer()) type_error(key, e, "an array of integers");
+      const auto x = e.as_integer()->get();
+      check_range(key, e, static_cast<double>(x), lo, hi);
+      out.push_back(static_cast<long>(x));
+    }
+    v = out;
+  }
+
+  /// Every key present in the table must be one of the fields.
+  void reject_unknown() const { walk(table_, ""); }
+
+ private:
+  const toml::node* find(const std::string& key) const {
+    const auto dot = key.find('.');
+    const auto* section = table_.get(key.substr(0, dot));
+    if (!section) return nullptr;
+    if (!section->is_table()) fail("{}: '{}' must be a table ([{}])", where(*section), key.substr(0, dot), key.substr(0, dot));
+    return section->as_table()->get(key.substr(dot + 1));
+  }
+  template <class V>
+  void put(const std::string& key, V&& value) {
+    const auto dot = key.find('.');
+    const std::string sec = key.substr(0, dot);
+    if (!table_.contains(sec)) table_.insert(sec, toml::table{});
+    table_.get(sec)->as_table()->insert_or_assign(key.substr(dot + 1), std::forward<V>(value));
+  }
+  std::string where(const toml::node& n) const {
+    const auto& src = n.source();
+    if (src.begin.line == 0) return file_ + " (--set)";
+    return fmt::format("{}:{}", file_, src.begin.line);
+  }
+  [[noreturn]] void type_error(const std::string& key, const toml::node& n, const char* expected) const {
+    static const char* names[] = {"nothing", "a table", "an array", "a string", "an integer", "a float",
+                                  "a boolean", "a date", "a time", "a date-time"};
+    fail("{}: key '{}' must be {}, got {}", where(n), key, expected, names[static_cast<int>(n.type())]);
+  }
+  void check_range(const std::string& key, const toml::node& n, double x, double lo, double hi) const {
+    if (x < lo || x > hi) {
+      const std::string lo_s = std::isinf(lo) ? "-inf" : fmt::format("{}", lo);
+      const std::string hi_s = std::isinf(hi) ? "inf" : fmt::format("{}", hi);
+      fail("{}: key '{}' = {} is out of range [{}, {}]", where(n), key, x, lo_s, hi_s);
+    }
+  }
+  void walk(const toml::table& t, const std::string& prefix) const {
+    for (const auto& [k, node] : t) {
+      const std::string key = prefix.empty() ? std::string(k.str()) : prefix + "." + std::string(k.str());
+      if (node.is_table() && prefix.empty()) {
+        walk(*node.as_table(), key);
+        continue;
+      }
+      if (!known_.count(key)) fail("{}: unknown key '{}'", where(node), key);
+    }
+  }
+
+  toml::table& table_;
+  Mode mode_;
+  std::string file_;
+  std::set<std::string> known_;
+};
+
+void describe(Binder& b, Deck& d) {
+  auto& da = d.data;
+  b.field("data.source", da.source, {"fashion_mnist", "hdf5", "synthetic"});
+  b.field("data.path", da.path);
+  b.field("data.train_file", da.train_file);
+  b.field("data.test_file", da.test_file);
+  b.field("data.meta_size", da.meta_size, 1, 1e9);
+  b.field("data.noise_type", da.noise_type, {"none", "uniform", "pair"});
+  b.field("data.noise_rate", da.noise_rate, 0.0, 1.0);
+  b.field("data.synthetic_train", da.synthetic_train, 16, 1e8);
+  b.field("data.synthetic_test", da.synthetic_test, 1, 1e8);
+  b.field("data.synthetic_features", da.synthetic_features, 1, 1e6);
+  b.field("data.synthetic_classes", da.synthetic_classes, 2, 1000);
+  b.field("data.synthetic_separation", da.synthetic_separation, 0.0, 1e3, true);
+
+  b.field("model.hidden", d.model.hidden, 1, 1e6);
+  b.field("model.activation", d.model.activation, {"relu", "gelu", "tanh"});
+
+  auto& o = d.optimizer;
+  b.field("optimizer.name", o.cfg.name, {"sgd", "adam", "adamw"});
+  b.field("optimizer.lr", o.lr, 0.0, 1e3, true);
+  b.field("optimizer.momentum", o.cfg.momentum, 0.0, 0.999999);
+  b.field("optimizer.nesterov", o.cfg.nesterov);
+  b.field("optimizer.weight_decay", o.cfg.weight_decay, 0.0, 1e3);
+  b.field("optimizer.beta1", o.cfg.beta1, 0.0, 0.999999);
+  b.field("optimizer.beta2", o.cfg.beta2, 0.0, 0.999999);
+  b.field("optimizer.eps", o.cfg.eps, 0.0, 1.0, true);
+
+  auto& s = d.schedule;
+  b.field("schedule.name", s.name, {"constant", "step", "cosine"});
+  b.field("schedule.warmup_steps", s.warmup_steps, 0, 1e12);
+  b.field("schedule.step_size", s.step_size, 1, 1e12);
+  b.field("schedule.gamma", s.gamma, 0.0, 1.0, true);
+  b.field("schedule.min_lr_ratio", s.min_lr_ratio, 0.0, 1.0);
+
+  auto& t = d.train;
+  b.field("train.seed", t.seed, 0, 9.2e18);
+  b.field("train.epochs", t.epochs, 1, 1e9);
+  b.field("train.steps", t.steps, 0, 1e12);
+  b.field("train.batch_size", t.batch_size, 1, 1e7);
+  b.field("train.log_interval", t.log_interval, 1, 1e12);
+  b.field("train.eval_interval", t.eval_interval, 0, 1e12);
+  b.field("train.eval_batch", t.eval_batch, 1, 1e7);
+
+  auto& m = d.meta;
+  b.field("meta.method", m.method, {"none", "sama", "finite_difference"});
+  b.field("meta.interval", m.interval, 1, 1e9);
+  b.field("meta.warmup", m.warmup, 0, 1e12);
+  b.field("meta.alpha", m.alpha, 0.0, 1e6, true);
+  b.field("meta.lr", m.lr, 0.0, 1e3, true);
+  b.field("meta.weight_decay", m.weight_decay, 0.0, 1e3);
+  b.field("meta.beta1", m.beta1, 0.0, 0.999999);
+  b.field("meta.beta2", m.beta2, 0.0, 0.999999);
+  b.field("meta.eps", m.eps, 0.0, 1.0, true);
+  b.field("meta.batch_size", m.batch_size, 1, 1e7);
+  b.field("meta.hidden", m.hidden, 1, 1e6);
+  b.field("meta.normalize", m.normalize);
+}
+
+void apply_override(toml::table& table, const std::string& file, const std::string& spec) {
+  const auto eq = spec.find('=');
+  const auto dot = spec.find('.');
+  if (eq == std::string::npos || dot == std::string::npos || dot > eq || dot == 0 || dot + 1 == eq)
+    fail("{}: --set '{}' must look like section.key=value", file, spec);
+  const std::string section = spec.substr(0, dot);
+  const std::string key = spec.substr(dot + 1, eq - dot - 1);
+  const std::string value = spec.substr(eq + 1);
+  toml::node_view<toml::node> parsed;
+  toml::table holder;
+  try {
+    holder = toml::parse("v = " + value);
+  } catch (const toml::parse_error&) {
+    holder = toml::table{};
+    holder.insert("v", value);  // a bare word: take it as a string
+  }
+  toml::node* v = holder.get("v");
+  if (!table.contains(section)) table.insert(section, toml::table{});
+  auto* sec = table.get(section)->as_table();
+  if (!sec) fail("{}: --set '{}': '{}' is not a table", file, spec, section);
+  // Copy without source positions so messages say "(--set)".
+  v->visit([&](auto&& node) {
+    using N = std::decay_t<decltype(node)>;
+    if constexpr (toml::is_value<N>) {
+      sec->insert_or_assign(key, N(node.get()));
+    } else if constexpr (std::is_same_v<N, toml::array>) {
+      toml::array a;
+      for (auto& e : node) e.visit([&](auto&& x) {
+          using E = std::decay_t<decltype(x)>;
+          if constexpr (toml::is_value<E>) a.push_back(E(x.get()));
+        });
+      sec->insert_or_assign(key, std::move(a));
+    } else {
+      fail("{}: --set '{}': tables cannot be set from the command line", file, spec);
+    }
+  });
+}
+
+void validate(const Deck& d) {
+  const std::string& f = d.file;
+  if (d.data.source == "hdf5" && (d.data.train_file.empty() || d.data.test_file.empty()))
+    fail("{}: data.source = \"hdf5\" needs data.train_file and data.test_file", f);
+  if (d.data.noise_type == "none" && d.data.noise_rate != 0.0)
+    fail("{}: data.noise_rate = {} contradicts data.noise_type = \"none\" (set the rate to 0 or choose a type)", f,
+         d.data.noise_rate);
+  if (d.model.hidden.empty()) fail("{}: model.hidden must list at least one hidden width", f);
+  if (d.optimizer.cfg.nesterov && d.optimizer.cfg.momentum <= 0)
+    fail("{}: optimizer.nesterov = true needs optimizer.momentum > 0", f);
+  if (d.optimizer.cfg.name != "sgd" && (d.optimizer.cfg.momentum != 0 || d.optimizer.cfg.nesterov))
+    fail("{}: optimizer.momentum/nesterov apply to \"sgd\" only; optimizer.name is \"{}\"", f, d.optimizer.cfg.name);
+}
+
+Deck parse_table(toml::table& table, const std::string& name, const std::vector<std::string>& overrides) {
+  for (const auto& o : overrides) apply_override(table, name, o);
+  Deck d;
+  d.file = name;
+  Binder b(table, Binder::Mode::read, name);
+  describe(b, d);
+  b.reject_unknown();
+  validate(d);
+  return d;
+}
+
+}  // namespace
+
+Deck parse_deck(const std::string& text, const std::string& name, const std::vector<std::string>& overrides) {
+  toml::table table;
+  try {
+    table = toml::parse(text, name);
+  } catch (const toml::parse_error& e) {
+    fail("{}:{}: TOML syntax error: {}", name, e.source().begin.line, e.description());
+  }
+  return parse_table(table, name, overrides);
+}
+
+Deck load_deck(const std::string& path, const std::vector<std::string>& overrides) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) fail("cannot open input deck '{}': {}", path, std::strerror(errno));
+  std::stringstream ss;
+  ss << in.rdbuf();
+  if (in.bad()) fail("cannot read input deck '{}'", path);
+  return parse_deck(ss.str(), path, overrides);
+}
+
+std::string to_toml(const Deck& deck) {
+  toml::table table;
+  Deck copy = deck;
+  Binder b(table, Binder::Mode::write, deck.file);
+  describe(b, copy);
+  std::ostringstream os;
+  os << "# Resolved input deck written by sama: every key, defaults filled in.\n";
+  os << "# Read from: " << deck.file << "\n\n";
+  os << toml::toml_formatter(table, toml::toml_formatter::default_flags & ~toml::format_flags::indentation);
+  os << "\n";
+  return os.str();
+}
+
+}  // namespace sama::app

@@ -1,0 +1,110 @@
+#include "sama/core/gemm.hpp"
+
+#include "sama/core/error.hpp"
+
+#include <cblas.h>
+
+#ifdef SAMA_HAVE_CUBLAS
+#include <cublas_v2.h>
+#endif
+
+namespace sama {
+namespace {
+
+GemmRecorder* g_recorder = nullptr;
+
+#ifdef SAMA_HAVE_CUBLAS
+cublasHandle_t cublas_handle() {
+  static cublasHandle_t handle = [] {
+    cublasHandle_t h = nullptr;
+    if (cublasCreate(&h) != CUBLAS_STATUS_SUCCESS) fail("cublasCreate failed");
+    return h;
+  }();
+  if (cublasSetStream(handle, ExecSpace().cuda_stream()) != CUBLAS_STATUS_SUCCESS)
+    fail("cublasSetStream failed");
+  return handle;
+}
+void check_cublas(cublasStatus_t s, const char* op) {
+  if (s != CUBLAS_STATUS_SUCCESS) fail("{} failed with cuBLAS status {}", op, static_cast<int>(s));
+}
+cublasOperation_t cu(Op op) { return op == Op::N ? CUBLAS_OP_N : CUBLAS_OP_T; }
+#endif
+
+CBLAS_TRANSPOSE cb(Op op) { return op == Op::N ? CblasNoTrans : CblasTrans; }
+
+void blas_call(Op ta, Op tb, int m, int n, int k, float alpha, const float* a, int lda, const float* b,
+               int ldb, float beta, float* c, int ldc) {
+#ifdef SAMA_HAVE_CUBLAS
+  if constexpr (!Kokkos::SpaceAccessibility<HostSpace, MemSpace>::accessible) {
+    check_cublas(cublasSgemm(cublas_handle(), cu(tb), cu(ta), n, m, k, &alpha, b, ldb, a, lda, &beta, c, ldc),
+                 "cublasSgemm");
+    return;
+  }
+#endif
+  cblas_sgemm(CblasRowMajor, cb(ta), cb(tb), m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+}
+void blas_call(Op ta, Op tb, int m, int n, int k, double alpha, const double* a, int lda, const double* b,
+               int ldb, double beta, double* c, int ldc) {
+#ifdef SAMA_HAVE_CUBLAS
+  if constexpr (!Kokkos::SpaceAccessibility<HostSpace, MemSpace>::accessible) {
+    check_cublas(cublasDgemm(cublas_handle(), cu(tb), cu(ta), n, m, k, &alpha, b, ldb, a, lda, &beta, c, ldc),
+                 "cublasDgemm");
+    return;
+  }
+#endif
+  cblas_dgemm(CblasRowMajor, cb(ta), cb(tb), m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+}
+
+}  // namespace
+
+template <class T>
+void gemm(Op op_a, Op op_b, T alpha, MatU<const T> a, MatU<const T> b, T beta, MatU<T> c) {
+  const std::size_t m = op_a == Op::N ? a.extent(0) : a.extent(1);
+  const std::size_t k = op_a == Op::N ? a.extent(1) : a.extent(0);
+  const std::size_t kb = op_b == Op::N ? b.extent(0) : b.extent(1);
+  const std::size_t n = op_b == Op::N ? b.extent(1) : b.extent(0);
+  if (k != kb || c.extent(0) != m || c.extent(1) != n)
+    fail("sama::gemm: shape mismatch: op(A) is {}x{}, op(B) is {}x{}, C is {}x{}", m, k, kb, n, c.extent(0),
+         c.extent(1));
+  if (m == 0 || n == 0) return;
+  if (g_recorder) g_recorder->record({op_a, op_b, m, n, k, std::is_same_v<T, double>});
+  if (k == 0) {  // C = beta*C
+    Kokkos::parallel_for(
+        "sama::gemm::scale", Range(0, m), KOKKOS_LAMBDA(const std::size_t i) {
+          for (std::size_t j = 0; j < n; ++j) c(i, j) = beta == T(0) ? T(0) : beta * c(i, j);
+        });
+    return;
+  }
+  // Leading dimensions: row strides (at least 1 for empty-width matrices, as BLAS requires).
+  auto ld = [](auto& v) { return static_cast<int>(v.extent(1) > 0 ? v.stride(0) : 1); };
+  blas_call(op_a, op_b, static_cast<int>(m), static_cast<int>(n), static_cast<int>(k), alpha, a.data(), ld(a),
+            b.data(), ld(b), beta, c.data(), ld(c));
+}
+
+template void gemm<float>(Op, Op, float, MatU<const float>, MatU<const float>, float, MatU<float>);
+template void gemm<double>(Op, Op, double, MatU<const double>, MatU<const double>, double, MatU<double>);
+
+GemmRecorder::GemmRecorder() : previous_(g_recorder) { g_recorder = this; }
+GemmRecorder::~GemmRecorder() { g_recorder = previous_; }
+void GemmRecorder::record(const Call& c) {
+  flops_ += 2.0 * static_cast<double>(c.m) * static_cast<double>(c.n) * static_cast<double>(c.k);
+  if (keep_calls_) calls_.push_back(c);
+}
+
+void blas_set_threads(int n) {
+#ifdef SAMA_HAVE_OPENBLAS
+  openblas_set_num_threads(n);
+#else
+  (void)n;
+#endif
+}
+
+std::string blas_description() {
+#ifdef SAMA_HAVE_OPENBLAS
+  return std::string("OpenBLAS (") + openblas_get_config() + ")";
+#else
+  return "CBLAS";
+#endif
+}
+
+}  // namespace sama

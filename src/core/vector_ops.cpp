@@ -1,0 +1,90 @@
+#include "sama/core/vector_ops.hpp"
+
+#include "sama/core/error.hpp"
+
+#include <cmath>
+
+namespace sama::ops {
+
+template <class T>
+void copy(VecU<const T> src, VecU<T> dst) {
+  SAMA_REQUIRE(src.extent(0) == dst.extent(0), "ops::copy: sizes {} and {} differ", src.extent(0), dst.extent(0));
+  Kokkos::deep_copy(dst, src);
+}
+
+template <class T>
+void add_scaled(VecU<const T> a, T s, VecU<const T> b, VecU<T> out) {
+  Kokkos::parallel_for(
+      "sama::ops::add_scaled", Range(0, out.extent(0)), KOKKOS_LAMBDA(const std::size_t i) { out(i) = a(i) + s * b(i); });
+}
+
+template <class T>
+void scale(VecU<const T> a, T s, VecU<T> out) {
+  Kokkos::parallel_for(
+      "sama::ops::scale", Range(0, out.extent(0)), KOKKOS_LAMBDA(const std::size_t i) { out(i) = s * a(i); });
+}
+
+template <class T>
+void fill(VecU<T> x, T value) {
+  Kokkos::deep_copy(x, value);
+}
+
+template <class T>
+double dot(VecU<const T> x, VecU<const T> y) {
+  double r = 0;
+  Kokkos::parallel_reduce(
+      "sama::ops::dot", Range(0, x.extent(0)),
+      KOKKOS_LAMBDA(const std::size_t i, double& acc) { acc += static_cast<double>(x(i)) * static_cast<double>(y(i)); },
+      r);
+  return r;
+}
+
+template <class T>
+double norm2(VecU<const T> x) {
+  return std::sqrt(dot<T>(x, x));
+}
+
+template <class T>
+double sum(VecU<const T> x) {
+  double r = 0;
+  Kokkos::parallel_reduce(
+      "sama::ops::sum", Range(0, x.extent(0)),
+      KOKKOS_LAMBDA(const std::size_t i, double& acc) { acc += static_cast<double>(x(i)); }, r);
+  return r;
+}
+
+template <class T>
+bool all_finite(VecU<const T> x) {
+  std::size_t bad = 0;
+  Kokkos::parallel_reduce(
+      "sama::ops::all_finite", Range(0, x.extent(0)),
+      KOKKOS_LAMBDA(const std::size_t i, std::size_t& acc) {
+        const T v = x(i);
+        acc += (v - v == T(0)) ? 0 : 1;  // NaN and ±Inf give NaN
+      },
+      bad);
+  return bad == 0;
+}
+
+template <class T>
+void scaled_difference(VecU<const T> a, VecU<const T> b, T s, VecU<T> out) {
+  Kokkos::parallel_for(
+      "sama::ops::scaled_difference", Range(0, out.extent(0)),
+      KOKKOS_LAMBDA(const std::size_t i) { out(i) = (a(i) - b(i)) * s; });
+}
+
+#define SAMA_INSTANTIATE(T)                                         \
+  template void copy<T>(VecU<const T>, VecU<T>);                    \
+  template void add_scaled<T>(VecU<const T>, T, VecU<const T>, VecU<T>); \
+  template void scale<T>(VecU<const T>, T, VecU<T>);                \
+  template void fill<T>(VecU<T>, T);                                \
+  template double dot<T>(VecU<const T>, VecU<const T>);             \
+  template double norm2<T>(VecU<const T>);                          \
+  template double sum<T>(VecU<const T>);                            \
+  template bool all_finite<T>(VecU<const T>);                       \
+  template void scaled_difference<T>(VecU<const T>, VecU<const T>, T, VecU<T>);
+SAMA_INSTANTIATE(float)
+SAMA_INSTANTIATE(double)
+#undef SAMA_INSTANTIATE
+
+}  // namespace sama::ops

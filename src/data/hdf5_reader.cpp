@@ -1,0 +1,150 @@
+// Reads a classification data set from HDF5: /images [N, ...] (uint8 or any float, read as float32)
+// and /labels [N] (any integer type).
+#include "sama/core/error.hpp"
+#include "sama/data/dataset.hpp"
+#include "sama/io/h5.hpp"
+
+#include <cmath>
+#include <cstdint>
+#include <limits>
+#include <string>
+#include <vector>
+
+namespace sama::data {
+
+namespace {
+
+constexpr std::uint64_t kMaxBytes = std::uint64_t(1) << 32;  // 4 GiB of pixel data
+constexpr std::int64_t kMaxLabel = 65535;                     // at most 65536 classes
+
+std::string dims_string(const std::vector<hsize_t>& dims) {
+  std::string s = "[";
+  for (std::size_t i = 0; i < dims.size(); ++i) s += (i ? ", " : "") + std::to_string(dims[i]);
+  return s + "]";
+}
+
+std::string type_description(hid_t type) {
+  switch (H5Tget_class(type)) {
+    case H5T_INTEGER: {
+      const bool is_signed = H5Tget_sign(type) == H5T_SGN_2;
+      return fmt::format("{}-bit {} integer", 8 * H5Tget_size(type), is_signed ? "signed" : "unsigned");
+    }
+    case H5T_FLOAT: return fmt::format("{}-bit float", 8 * H5Tget_size(type));
+    case H5T_STRING: return "string";
+    case H5T_COMPOUND: return "compound";
+    case H5T_ENUM: return "enum";
+    case H5T_ARRAY: return "array";
+    case H5T_VLEN: return "variable-length";
+    case H5T_OPAQUE: return "opaque";
+    case H5T_BITFIELD: return "bitfield";
+    case H5T_REFERENCE: return "reference";
+    case H5T_TIME: return "time";
+    default: return "unknown";
+  }
+}
+
+io::H5Handle require_dataset(hid_t file, const std::string& path, const std::string& name) {
+  if (!io::exists(file, name)) fail("{}: missing dataset {}", path, name);
+  return io::open_dataset(file, name);
+}
+
+}  // namespace
+
+Dataset read_hdf5(const std::string& path) {
+  io::ScopedErrorSilence quiet;
+  io::H5Handle file = io::open_file(path);
+
+  io::H5Handle images = require_dataset(file, path, "/images");
+  io::H5Handle labels = require_dataset(file, path, "/labels");
+
+  // ---- shapes
+  const std::vector<hsize_t> idims = io::dataset_dims(images);
+  const std::vector<hsize_t> ldims = io::dataset_dims(labels);
+  if (idims.size() < 2)
+    fail("{}: /images has rank {} (shape {}), expected [N, ...] with rank >= 2", path, idims.size(),
+         dims_string(idims));
+  if (ldims.size() != 1)
+    fail("{}: /labels has rank {} (shape {}), expected rank 1 ([N])", path, ldims.size(), dims_string(ldims));
+  const hsize_t n = idims[0];
+  if (n == 0) fail("{}: /images holds no samples (N = 0)", path);
+  if (ldims[0] != n)
+    fail("{}: N mismatch: /images has {} samples but /labels has {}", path, n, ldims[0]);
+  for (std::size_t k = 1; k < idims.size(); ++k)
+    if (idims[k] == 0) fail("{}: /images has a zero dimension (shape {})", path, dims_string(idims));
+
+  // ---- types
+  io::H5Handle itype = io::check_id(H5Dget_type(images), "reading the type of /images", path);
+  io::H5Handle ltype = io::check_id(H5Dget_type(labels), "reading the type of /labels", path);
+  const H5T_class_t iclass = H5Tget_class(itype);
+  bool as_u8 = false;
+  if (iclass == H5T_INTEGER) {
+    if (H5Tget_size(itype) != 1 || H5Tget_sign(itype) != H5T_SGN_NONE)
+      fail("{}: unsupported type for /images: {} (need 8-bit unsigned integer or float)", path,
+           type_description(itype));
+    as_u8 = true;
+  } else if (iclass != H5T_FLOAT) {
+    fail("{}: unsupported type class for /images: {} (need 8-bit unsigned integer or float)", path,
+         type_description(itype));
+  }
+  if (H5Tget_class(ltype) != H5T_INTEGER)
+    fail("{}: unsupported type class for /labels: {} (need an integer type)", path, type_description(ltype));
+
+  // ---- size guard before allocating
+  const std::uint64_t elem = as_u8 ? 1 : sizeof(float);
+  std::uint64_t features = 1;
+  for (std::size_t k = 1; k < idims.size(); ++k) {
+    if (idims[k] > kMaxBytes || features > kMaxBytes / idims[k])
+      fail("{}: /images per-sample shape {} is too large", path, dims_string(idims));
+    features *= idims[k];
+  }
+  if (features > kMaxBytes / elem / n)
+    fail("{}: /images of shape {} is too large (more than {} bytes)", path, dims_string(idims), kMaxBytes);
+
+  Dataset d;
+  d.source = path;
+  d.n = static_cast<std::size_t>(n);
+  d.shape.assign(idims.begin() + 1, idims.end());
+  const std::size_t total = static_cast<std::size_t>(n * features);
+  const std::size_t nf = static_cast<std::size_t>(features);
+
+  // ---- pixels
+  if (as_u8) {
+    d.u8.resize(total);
+    io::check(H5Dread(images, H5T_NATIVE_UINT8, H5S_ALL, H5S_ALL, H5P_DEFAULT, d.u8.data()),
+              "reading /images", path);
+  } else {
+    d.f32.resize(total);
+    io::check(H5Dread(images, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, d.f32.data()),
+              "reading /images", path);
+    for (std::size_t i = 0; i < d.n; ++i) {
+      const float* row = d.f32.data() + i * nf;
+      bool ok = true;
+      for (std::size_t j = 0; j < nf; ++j) ok &= std::isfinite(row[j]);
+      if (!ok) {
+        for (std::size_t j = 0; j < nf; ++j)
+          if (!std::isfinite(row[j]))
+            fail("{}: /images sample {} has a non-finite pixel ({}) at feature {}", path, i, row[j], j);
+      }
+    }
+  }
+
+  // ---- labels
+  std::vector<std::int64_t> raw(d.n);
+  io::check(H5Dread(labels, H5T_NATIVE_INT64, H5S_ALL, H5S_ALL, H5P_DEFAULT, raw.data()), "reading /labels",
+            path);
+  d.labels.resize(d.n);
+  std::int64_t max_label = 0;
+  for (std::size_t i = 0; i < d.n; ++i) {
+    const std::int64_t v = raw[i];
+    if (v < 0) fail("{}: /labels has a negative label {} at sample {}", path, v, i);
+    if (v > kMaxLabel)
+      fail("{}: /labels has label {} at sample {}: too large (at most {}, i.e. {} classes)", path, v, i,
+           kMaxLabel, kMaxLabel + 1);
+    if (v > max_label) max_label = v;
+    d.labels[i] = static_cast<std::int32_t>(v);
+  }
+  d.num_classes = static_cast<int>(max_label + 1);
+  return d;
+}
+
+}  // namespace sama::data

@@ -1,0 +1,148 @@
+#include "sama/io/run_files.hpp"
+
+#include "sama/core/error.hpp"
+#include "sama/io/h5.hpp"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cmath>
+#include <cstring>
+#include <filesystem>
+
+namespace sama::io {
+namespace fs = std::filesystem;
+
+namespace {
+const char* const kOutputs[] = {"summary.json", "metrics.csv", "weights.h5", "deck.resolved.toml"};
+
+void fsync_path(const std::string& path, bool directory) {
+  const int fd = ::open(path.c_str(), directory ? O_RDONLY | O_DIRECTORY : O_RDONLY);
+  if (fd < 0) fail("{}: cannot open for fsync: {}", path, std::strerror(errno));
+  const int rc = ::fsync(fd);
+  const int err = errno;
+  ::close(fd);
+  if (rc != 0 && !directory) fail("{}: fsync failed: {}", path, std::strerror(err));
+}
+}  // namespace
+
+void prepare_run_dir(const std::string& dir, const std::vector<std::string>& inputs) {
+  std::error_code ec;
+  if (fs::exists(dir, ec) && !fs::is_directory(dir, ec))
+    fail("output directory '{}' exists and is not a directory", dir);
+  if (fs::exists(fs::path(dir) / "summary.json", ec))
+    fail("output directory '{}' already holds a completed run (summary.json); choose another --out or remove it",
+         dir);
+  for (const auto& in : inputs) {
+    if (in.empty() || !fs::exists(in, ec)) continue;
+    for (const char* name : kOutputs) {
+      const fs::path out = fs::path(dir) / name;
+      if (fs::exists(out, ec) && fs::equivalent(out, in, ec))
+        fail("output file '{}' would overwrite the input '{}'; choose another --out", out.string(), in);
+    }
+  }
+  fs::create_directories(dir, ec);
+  if (ec) fail("cannot create output directory '{}': {}", dir, ec.message());
+  for (const char* name : kOutputs) fs::remove(fs::path(dir) / name, ec);
+}
+
+void commit_file(const std::string& tmp_path, const std::string& path) {
+  fsync_path(tmp_path, false);
+  if (std::rename(tmp_path.c_str(), path.c_str()) != 0)
+    fail("cannot rename '{}' to '{}': {}", tmp_path, path, std::strerror(errno));
+  const fs::path parent = fs::path(path).parent_path();
+  fsync_path(parent.empty() ? "." : parent.string(), true);
+}
+
+void write_file_atomic(const std::string& path, const std::string& content) {
+  const std::string tmp = path + ".tmp." + std::to_string(::getpid());
+  {
+    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
+    if (!out) fail("cannot create '{}': {}", tmp, std::strerror(errno));
+    out << content;
+    out.flush();
+    if (!out) fail("cannot write '{}': {}", tmp, std::strerror(errno));
+  }
+  commit_file(tmp, path);
+}
+
+MetricsWriter::MetricsWriter(const std::string& path, std::vector<std::string> columns)
+    : path_(path), columns_(std::move(columns)), out_(path, std::ios::trunc) {
+  if (!out_) fail("cannot create metrics file '{}': {}", path, std::strerror(errno));
+  for (std::size_t i = 0; i < columns_.size(); ++i) out_ << (i ? "," : "") << columns_[i];
+  out_ << "\n";
+  out_.flush();
+}
+
+void MetricsWriter::row(const std::map<std::string, double>& values) {
+  for (const auto& [k, v] : values) {
+    (void)v;
+    if (std::find(columns_.begin(), columns_.end(), k) == columns_.end())
+      fail("metrics file '{}': no column named '{}'", path_, k);
+  }
+  for (std::size_t i = 0; i < columns_.size(); ++i) {
+    if (i) out_ << ',';
+    auto it = values.find(columns_[i]);
+    if (it != values.end() && std::isfinite(it->second)) out_ << fmt::format("{:.9g}", it->second);
+    else if (it != values.end()) out_ << "nan";
+  }
+  out_ << '\n';
+  out_.flush();
+  if (!out_) fail("cannot write metrics file '{}': {}", path_, std::strerror(errno));
+}
+
+void write_sample_table(const std::string& path, const SampleTable& t, const std::map<std::string, std::string>& attrs) {
+  const std::size_t n = t.sample_id.size();
+  SAMA_REQUIRE(t.meta_weight.size() == n && t.loss.size() == n && t.label_observed.size() == n &&
+                   t.label_true.size() == n && t.is_noisy.size() == n,
+               "{}: sample table columns have different lengths", path);
+  const std::string tmp = path + ".tmp." + std::to_string(::getpid());
+  {
+    ScopedErrorSilence quiet;
+    H5Handle file = create_file(tmp);
+    write_vector(file, "sample_id", t.sample_id);
+    write_vector(file, "meta_weight", t.meta_weight);
+    write_vector(file, "loss", t.loss);
+    write_vector(file, "label_observed", t.label_observed);
+    write_vector(file, "label_true", t.label_true);
+    write_vector(file, "is_noisy", t.is_noisy);
+    for (const auto& [k, v] : attrs) write_string_attribute(file, k, v);
+    check(H5Fflush(file, H5F_SCOPE_GLOBAL), "flush", tmp);
+  }
+  commit_file(tmp, path);
+}
+
+namespace {
+std::string json_string(const std::string& s) {
+  std::string out = "\"";
+  for (char c : s) {
+    switch (c) {
+      case '"': out += "\\\""; break;
+      case '\\': out += "\\\\"; break;
+      case '\n': out += "\\n"; break;
+      case '\t': out += "\\t"; break;
+      default:
+        if (static_cast<unsigned char>(c) < 0x20) out += fmt::format("\\u{:04x}", static_cast<int>(c));
+        else out += c;
+    }
+  }
+  return out + "\"";
+}
+}  // namespace
+
+void JsonObject::set(const std::string& key, double value) {
+  fields_.emplace_back(key, std::isfinite(value) ? fmt::format("{:.9g}", value) : "null");
+}
+void JsonObject::set(const std::string& key, long value) { fields_.emplace_back(key, std::to_string(value)); }
+void JsonObject::set(const std::string& key, const std::string& value) { fields_.emplace_back(key, json_string(value)); }
+
+std::string JsonObject::str() const {
+  std::string out = "{\n";
+  for (std::size_t i = 0; i < fields_.size(); ++i)
+    out += "  " + json_string(fields_[i].first) + ": " + fields_[i].second + (i + 1 < fields_.size() ? ",\n" : "\n");
+  return out + "}\n";
+}
+
+}  // namespace sama::io
