@@ -69,7 +69,9 @@ void write_plain(const std::string& path, const Bytes& b) {
 void write_gz(const std::string& path, const Bytes& b) {
   gzFile f = gzopen(path.c_str(), "wb");
   ASSERT_NE(f, nullptr);
-  if (!b.empty()) ASSERT_EQ(gzwrite(f, b.data(), static_cast<unsigned>(b.size())), static_cast<int>(b.size()));
+  if (!b.empty()) {
+    ASSERT_EQ(gzwrite(f, b.data(), static_cast<unsigned>(b.size())), static_cast<int>(b.size()));
+  }
   ASSERT_EQ(gzclose(f), Z_OK);
 }
 

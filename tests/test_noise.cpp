@@ -109,7 +109,9 @@ void check_noise(NoiseType type, double rate) {
     ASSERT_LT(nl.observed[i], C);
     if (nl.is_noisy[i]) {
       ++flipped;
-      if (type == NoiseType::pair) EXPECT_EQ(nl.observed[i], (nl.truth[i] + 1) % C);
+      if (type == NoiseType::pair) {
+        EXPECT_EQ(nl.observed[i], (nl.truth[i] + 1) % C);
+      }
     }
   }
   for (auto id : split.meta_ids) EXPECT_EQ(nl.is_noisy[id], 0) << "meta sample " << id << " was touched";
@@ -125,7 +127,9 @@ void check_noise(NoiseType type, double rate) {
       if (nl.is_noisy[id]) ++m[nl.truth[id]][nl.observed[id]];
     for (int a = 0; a < C; ++a)
       for (int b = 0; b < C; ++b)
-        if (a != b) EXPECT_GT(m[a][b], 0) << a << " -> " << b;
+        if (a != b) {
+          EXPECT_GT(m[a][b], 0) << a << " -> " << b;
+        }
   }
 
   const NoisyLabels again = apply_label_noise(labels, C, ids, type, rate, 99);

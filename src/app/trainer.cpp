@@ -140,12 +140,6 @@ class Trainer {
     if (comm.size() > 1)
       fail("this build trains on one rank; it was started on {} (data-parallel training is not available yet)",
            comm.size());
-    if (data_.split.train_ids.size() < batch_size_)
-      fail("{}: train.batch_size = {} exceeds the {} training samples left after the meta set", deck.file,
-           batch_size_, data_.split.train_ids.size());
-    if (data_.split.meta_ids.size() < meta_batch_size_)
-      fail("{}: meta.batch_size = {} exceeds the meta set of {} samples", deck.file, meta_batch_size_,
-           data_.split.meta_ids.size());
     total_steps_ = deck.train.steps > 0 ? deck.train.steps
                                         : deck.train.epochs * static_cast<long>(sampler_.batches_per_epoch());
     schedule_ = deck.schedule;
@@ -439,6 +433,12 @@ RunResult train(const Deck& deck, const RunOptions& options, const comm::Communi
   namespace fs = std::filesystem;
   // Everything that can be rejected is checked before the run directory is touched.
   Data data = load_data(deck);
+  if (data.split.train_ids.size() < static_cast<std::size_t>(deck.train.batch_size))
+    fail("{}: train.batch_size = {} exceeds the {} training samples left after the meta set", deck.file,
+         deck.train.batch_size, data.split.train_ids.size());
+  if (data.split.meta_ids.size() < static_cast<std::size_t>(deck.meta.batch_size))
+    fail("{}: meta.batch_size = {} exceeds the meta set of {} samples", deck.file, deck.meta.batch_size,
+         data.split.meta_ids.size());
   Trainer trainer(deck, options, comm, std::move(data));
   if (!options.out_dir.empty() && comm.rank() == 0) {
     io::prepare_run_dir(options.out_dir, {deck.file, deck.data.train_file, deck.data.test_file});

@@ -62,12 +62,15 @@ class GzReader {
  private:
   void check_error() {
     int err = Z_OK;
-    const char* msg = gzerror(f_, &err);
+    const char* m = gzerror(f_, &err);
     if (err == Z_OK || err == Z_STREAM_END) return;
     if (err == Z_ERRNO) fail("{}: read error: {}", path_, std::strerror(errno != 0 ? errno : EIO));
+    // zlib prefixes its message with "<path>: "; the path is in our message already.
+    std::string msg = m != nullptr ? m : "";
+    if (msg.rfind(path_ + ": ", 0) == 0) msg.erase(0, path_.size() + 2);
     if (err == Z_BUF_ERROR)
-      fail("{}: truncated gzip stream ({})", path_, msg != nullptr ? msg : "unexpected end of file");
-    fail("{}: corrupt gzip stream ({})", path_, msg != nullptr ? msg : "zlib error");
+      fail("{}: truncated gzip stream ({})", path_, msg.empty() ? "unexpected end of file" : msg);
+    fail("{}: corrupt gzip stream ({})", path_, msg.empty() ? "zlib error" : msg);
   }
 
   std::string path_;

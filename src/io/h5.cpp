@@ -54,16 +54,19 @@ std::vector<std::string> split_path(const std::string& path) {
 
 std::size_t checked_product(const std::vector<hsize_t>& dims, std::size_t max_elements,
                             const std::string& what, const std::string& file) {
+  for (hsize_t d : dims)
+    if (d == 0) return 0;
   std::size_t n = 1;
+  bool too_many = false;
   for (hsize_t d : dims) {
-    if (d != 0 && n > max_elements / d) {
-      std::string s;
-      for (std::size_t i = 0; i < dims.size(); ++i) s += (i ? " x " : "") + std::to_string(dims[i]);
-      fail("{}: {} has dimensions {}: more than the limit of {} values", file, what, s, max_elements);
-    }
-    n *= static_cast<std::size_t>(d);
+    if (d != 0 && n > max_elements / d) too_many = true;
+    else n *= static_cast<std::size_t>(d);
   }
-  if (n > max_elements) fail("{}: {} has {} values, more than the limit of {}", file, what, n, max_elements);
+  if (too_many || n > max_elements) {
+    std::string s;
+    for (std::size_t i = 0; i < dims.size(); ++i) s += (i ? " x " : "") + std::to_string(dims[i]);
+    fail("{}: {} of shape {} holds more than the limit of {} values", file, what, s, max_elements);
+  }
   return n;
 }
 

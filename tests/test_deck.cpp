@@ -1,0 +1,131 @@
+// The input deck: defaults, overrides, and precise errors (key and line) for bad input.
+#include "sama/app/deck.hpp"
+#include "sama/core/error.hpp"
+#include "test_helpers.hpp"
+
+#include <gtest/gtest.h>
+
+#include <fstream>
+
+namespace {
+using namespace sama;
+using app::parse_deck;
+
+/// The message of the sama::Error thrown by f, or "" if none was thrown.
+template <class F>
+std::string error_of(F&& f) {
+  try {
+    f();
+  } catch (const Error& e) {
+    return e.what();
+  }
+  return "";
+}
+
+void expect_error(const std::string& text, const std::vector<std::string>& overrides,
+                  const std::vector<std::string>& fragments) {
+  const std::string msg = error_of([&] { parse_deck(text, "deck.toml", overrides); });
+  ASSERT_FALSE(msg.empty()) << "no error for:\n" << text;
+  for (const auto& f : fragments) EXPECT_NE(msg.find(f), std::string::npos) << "'" << f << "' not in: " << msg;
+}
+
+TEST(Deck, EmptyDeckGivesDocumentedDefaults) {
+  const auto d = parse_deck("", "empty");
+  EXPECT_EQ(d.data.source, "fashion_mnist");
+  EXPECT_EQ(d.data.meta_size, 1000);
+  EXPECT_EQ(d.meta.hidden, 100);
+  EXPECT_EQ(d.meta.method, "sama");
+  EXPECT_TRUE(d.meta.normalize);
+  EXPECT_EQ(d.model.hidden, (std::vector<long>{256, 256}));
+}
+
+TEST(Deck, ReadsValuesAndIntegerForFloat) {
+  const auto d = parse_deck("[train]\nseed = 7\nbatch_size = 32\n[meta]\nlr = 1\nmethod = \"none\"\n"
+                            "[model]\nhidden = [10, 20, 30]\n",
+                            "d");
+  EXPECT_EQ(d.train.seed, 7);
+  EXPECT_EQ(d.train.batch_size, 32);
+  EXPECT_DOUBLE_EQ(d.meta.lr, 1.0);
+  EXPECT_EQ(d.meta.method, "none");
+  EXPECT_EQ(d.model.hidden, (std::vector<long>{10, 20, 30}));
+}
+
+TEST(Deck, UnknownKeyNamedWithLine) {
+  expect_error("[train]\nseed = 1\nsed = 2\n", {}, {"deck.toml:3", "unknown key 'train.sed'"});
+  expect_error("[trian]\nseed = 1\n", {}, {"deck.toml:2", "unknown key 'trian.seed'"});
+}
+
+TEST(Deck, WrongTypeNamedWithLine) {
+  expect_error("[train]\n\nbatch_size = \"big\"\n", {}, {"deck.toml:3", "train.batch_size", "integer", "string"});
+  expect_error("[meta]\nnormalize = 1\n", {}, {"deck.toml:2", "meta.normalize", "boolean"});
+  expect_error("[model]\nhidden = [1, \"a\"]\n", {}, {"deck.toml:2", "model.hidden"});
+  expect_error("train = 3\n", {}, {"deck.toml:1", "'train' must be a table"});
+}
+
+TEST(Deck, OutOfRangeNamedWithLine) {
+  expect_error("[data]\nnoise_rate = 1.5\n", {}, {"deck.toml:2", "data.noise_rate", "out of range"});
+  expect_error("[train]\nbatch_size = 0\n", {}, {"deck.toml:2", "train.batch_size", "out of range"});
+  expect_error("[meta]\nalpha = 0.0\n", {}, {"deck.toml:2", "meta.alpha", "greater than 0"});
+  expect_error("[meta]\nlr = nan\n", {}, {"deck.toml:2", "meta.lr", "finite"});
+  expect_error("[meta]\nmethod = \"darts\"\n", {}, {"deck.toml:2", "meta.method", "none, sama, finite_difference"});
+}
+
+TEST(Deck, ContradictionsRejected) {
+  expect_error("[data]\nsource = \"hdf5\"\n", {}, {"data.train_file"});
+  expect_error("[data]\nnoise_type = \"none\"\nnoise_rate = 0.2\n", {}, {"noise_rate", "none"});
+  expect_error("[optimizer]\nname = \"sgd\"\nnesterov = true\n", {}, {"nesterov", "momentum"});
+  expect_error("[optimizer]\nname = \"adam\"\nmomentum = 0.9\n", {}, {"momentum", "sgd"});
+}
+
+TEST(Deck, SyntaxErrorNamedWithLine) {
+  expect_error("[train]\nseed = = 1\n", {}, {"deck.toml:2", "syntax"});
+}
+
+TEST(Deck, OverridesApplyAndAreValidated) {
+  const auto d = parse_deck("[train]\nseed = 1\n", "d",
+                            {"train.seed=5", "meta.method=none", "model.hidden=[8,8]", "data.noise_rate=0.25"});
+  EXPECT_EQ(d.train.seed, 5);
+  EXPECT_EQ(d.meta.method, "none");
+  EXPECT_EQ(d.model.hidden, (std::vector<long>{8, 8}));
+  EXPECT_DOUBLE_EQ(d.data.noise_rate, 0.25);
+  expect_error("", {"train.sed=5"}, {"--set", "unknown key 'train.sed'"});
+  expect_error("", {"train.seed=abc"}, {"--set", "train.seed", "integer"});
+  expect_error("", {"seed=5"}, {"section.key=value"});
+}
+
+TEST(Deck, ResolvedDeckRoundTrips) {
+  const auto d = parse_deck("[train]\nseed = 9\n[meta]\nalpha = 0.5\n[model]\nhidden = [3]\n", "orig",
+                            {"optimizer.name=sgd", "optimizer.momentum=0.9"});
+  const std::string text = app::to_toml(d);
+  const auto e = parse_deck(text, "resolved");
+  const std::string again = app::to_toml(e);
+  EXPECT_EQ(again.substr(again.find("\n[")), text.substr(text.find("\n[")));
+  EXPECT_EQ(e.train.seed, 9);
+  EXPECT_DOUBLE_EQ(e.meta.alpha, 0.5);
+  EXPECT_EQ(e.optimizer.cfg.name, "sgd");
+  EXPECT_DOUBLE_EQ(e.optimizer.cfg.momentum, 0.9);
+  EXPECT_EQ(e.model.hidden, std::vector<long>{3});
+}
+
+TEST(Deck, MissingFileNamed) {
+  const std::string msg = error_of([] { app::load_deck("/nonexistent/dir/deck.toml"); });
+  EXPECT_NE(msg.find("/nonexistent/dir/deck.toml"), std::string::npos) << msg;
+}
+
+TEST(Deck, ShippedDecksParse) {
+  for (const char* name : {"fmnist_reweight.toml", "fmnist_baseline.toml", "smoke.toml"}) {
+    const std::string path = std::string(SAMA_SOURCE_DIR) + "/inputs/" + name;
+    EXPECT_NO_THROW(app::load_deck(path)) << path;
+  }
+  const auto base = app::load_deck(std::string(SAMA_SOURCE_DIR) + "/inputs/fmnist_baseline.toml");
+  const auto sama = app::load_deck(std::string(SAMA_SOURCE_DIR) + "/inputs/fmnist_reweight.toml");
+  EXPECT_EQ(base.meta.method, "none");
+  EXPECT_EQ(sama.meta.method, "sama");
+  // The baseline differs from the default job in the method only.
+  auto same = base;
+  same.meta.method = "sama";
+  same.file = sama.file;
+  EXPECT_EQ(app::to_toml(same), app::to_toml(sama));
+}
+
+}  // namespace
