@@ -4,9 +4,20 @@ add_test(NAME cli_errors COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/cli_errors.sh 
 set_tests_properties(cli_errors PROPERTIES TIMEOUT 300)
 add_test(NAME cli_info_bench COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/cli_info_bench.sh $<TARGET_FILE:sama>)
 set_tests_properties(cli_info_bench PROPERTIES TIMEOUT 300)
-find_program(SAMA_PYTHON3 python3)
-if(SAMA_PYTHON3)
+# The analysis scripts use Debian's python3-h5py, python3-numpy and python3-matplotlib: prefer the
+# system interpreter that sees them over any other python3 on PATH.
+find_program(SAMA_PYTHON python3 PATHS /usr/bin NO_DEFAULT_PATH)
+if(NOT SAMA_PYTHON)
+  find_program(SAMA_PYTHON python3)
+endif()
+if(SAMA_PYTHON)
+  execute_process(COMMAND ${SAMA_PYTHON} -c "import h5py, numpy, matplotlib" RESULT_VARIABLE _sama_py_rc
+                  OUTPUT_QUIET ERROR_QUIET)
+  if(NOT _sama_py_rc EQUAL 0)
+    message(FATAL_ERROR "sama: ${SAMA_PYTHON} cannot import h5py, numpy and matplotlib. On Debian 12 install: "
+                        "apt-get install python3-h5py python3-numpy python3-matplotlib")
+  endif()
   add_test(NAME postprocess_smoke COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/postprocess_smoke.sh $<TARGET_FILE:sama>
-                                          ${PROJECT_SOURCE_DIR} ${SAMA_PYTHON3})
+                                          ${PROJECT_SOURCE_DIR} ${SAMA_PYTHON})
   set_tests_properties(postprocess_smoke PROPERTIES TIMEOUT 300)
 endif()

@@ -9,7 +9,7 @@ for key in "git commit" "Kokkos" "execution space" "BLAS" "MPI" "HDF5" "CUDA" "c
   grep -q "$key" "$work/info.txt" || { echo "sama info lacks '$key'"; exit 1; }
 done
 "$sama" bench --steps 3 --warmup 1 --json "$work/bench.json"
-python3 - "$work/bench.json" <<'PY'
+/usr/bin/python3 - "$work/bench.json" <<'PY'
 import json, sys
 recs = json.load(open(sys.argv[1]))
 assert len(recs) == 4, recs

@@ -62,7 +62,7 @@ void Adam<T>::step(VecU<T> theta, VecU<const T> grad, double lr) {
   const T omb2 = static_cast<T>(1.0 - beta2_);
   const T eps = static_cast<T>(eps_);
   const T step_size = static_cast<T>(lr / bc1);          // lr / (1 − β1ᵗ)
-  const T sqrt_bc2 = static_cast<T>(std::sqrt(bc2));     // √v̂ = √v / √(1 − β2ᵗ)
+  const T inv_sqrt_bc2 = static_cast<T>(1.0 / std::sqrt(bc2));  // √v̂ = √v / √(1 − β2ᵗ)
   const bool decoupled = decoupled_;
   const T l2 = static_cast<T>(decoupled ? 0.0 : weight_decay_);       // Adam: g' = g + wd·θ
   const T shrink = static_cast<T>(1.0 - lr * weight_decay_);          // AdamW: θ ← (1 − lr·wd)·θ
@@ -83,7 +83,7 @@ void Adam<T>::step(VecU<T> theta, VecU<const T> grad, double lr) {
         m(i) = mi;
         v(i) = vi;
         last(i) = g;
-        const T denom = detail::kk_sqrt(vi) / sqrt_bc2 + eps;
+        const T denom = detail::kk_sqrt(vi) * inv_sqrt_bc2 + eps;
         theta(i) = th - step_size * mi / denom;
       });
   steps_ = t;
@@ -104,7 +104,7 @@ void Adam<T>::apply_adaptation(VecU<const T> vin, VecU<T> out) const {
   //   coef_a = lr·a, coef_b = lr·b/(2·bc1) so that the second term is coef_b·m·g'/(√v̂(√v̂+ε)²).
   const T coef_a = static_cast<T>(last_lr_ * (1.0 - beta1_) / bc1);
   const T coef_b = static_cast<T>(last_lr_ * (1.0 - beta2_) / (bc2 * bc1));
-  const T sqrt_bc2 = static_cast<T>(std::sqrt(bc2));
+  const T inv_sqrt_bc2 = static_cast<T>(1.0 / std::sqrt(bc2));
   const T eps = static_cast<T>(eps_);
   const T zero = T(0);
   auto m = exp_avg_;
@@ -112,12 +112,11 @@ void Adam<T>::apply_adaptation(VecU<const T> vin, VecU<T> out) const {
   auto g = last_grad_;
   Kokkos::parallel_for(
       "sama::Adam::apply_adaptation", Range(0, n_), KOKKOS_LAMBDA(const std::size_t i) {
-        const T s = detail::kk_sqrt(v(i)) / sqrt_bc2;  // √v̂
-        const T denom = s + eps;
-        T d = coef_a / denom;
-        // Ordered as (m/denom)·(g'/√v̂)/denom: |g'|/√v̂ is bounded, so nothing underflows in float.
-        if (s > zero) d -= coef_b * (m(i) / denom) * (g(i) / s) / denom;
-        out(i) = d * vin(i);
+        const T s = detail::kk_sqrt(v(i)) * inv_sqrt_bc2;  // √v̂
+        const T r = T(1) / (s + eps);
+        // |g'|/√v̂ is bounded, so (m·r)·(g'/√v̂)·r never underflows in float; its limit at v̂ = 0 is 0.
+        const T q = s > zero ? g(i) / s : zero;
+        out(i) = r * (coef_a - coef_b * (m(i) * r) * q) * vin(i);
       });
 }
 
