@@ -28,8 +28,8 @@ def main():
         sys.exit(f"{args.run}/weights.h5: is_noisy disagrees with label_observed != label_true")
     n, k = len(weight), int(noisy.sum())
     print(f"run {args.run}: method {w['attrs'].get('method', '?')}, {n} samples, {k} noisy ({k / n:.3f})")
-    print(f"mean meta weight: clean {weight[~noisy].mean():.4f}, noisy {weight[noisy].mean():.4f}"
-          if 0 < k < n else f"mean meta weight {weight.mean():.4f}")
+    print(f"mean meta weight: clean {weight[~noisy].mean():.4g}, noisy {weight[noisy].mean():.4g}"
+          if 0 < k < n else f"mean meta weight {weight.mean():.4g}")
     # A low weight flags a noisy label: score = -weight.
     print(f"noise-detection AUROC (low weight = noisy): {auroc(-weight, noisy):.4f}")
     print(f"precision at the noise rate (lowest {k} weights): {precision_at(-weight, noisy, k):.4f}")

@@ -14,7 +14,10 @@ int main(int argc, char** argv) {
   sama::comm::Environment mpi(argc, argv);
   int code = 0;
   {
-    Kokkos::ScopeGuard kokkos(argc, argv);
+    // Kokkos sees no command-line arguments (its own --help would shadow ours); it still reads its
+    // KOKKOS_* environment variables (e.g. KOKKOS_DEVICE_ID on GPU nodes).
+    int kokkos_argc = 1;
+    Kokkos::ScopeGuard kokkos(kokkos_argc, argv);
     sama::blas_set_threads(1);  // one core per rank: ranks, not BLAS threads, use the cores
     sama::io::silence_errors();
     sama::comm::Communicator comm;
