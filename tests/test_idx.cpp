@@ -273,7 +273,7 @@ TEST_P(IdxFiles, Garbage) {
 }
 
 INSTANTIATE_TEST_SUITE_P(GzipAndPlain, IdxFiles, ::testing::Values(true, false),
-                         [](const auto& info) { return info.param ? "gzip" : "plain"; });
+                         [](const auto& p) { return p.param ? "gzip" : "plain"; });
 
 // ------------------------------------------------------------------------- file-level problems
 

@@ -200,6 +200,13 @@ void describe(Binder& b, Deck& d) {
   b.field("meta.batch_size", m.batch_size, 1, 1e7);
   b.field("meta.hidden", m.hidden, 1, 1e6);
   b.field("meta.normalize", m.normalize);
+  b.field("meta.strategy", m.strategy, {"local", "global"});
+
+  b.field("parallel.bucket_mb", d.parallel.bucket_mb, -1.0, 1e6);
+  b.field("parallel.check_replicas", d.parallel.check_replicas, 0, 1e12);
+
+  b.field("debug.fail_step", d.debug.fail_step, -1, 1e12);
+  b.field("debug.fail_rank", d.debug.fail_rank, -1, 1e7);
 }
 
 void apply_override(toml::table& table, const std::string& file, const std::string& spec) {

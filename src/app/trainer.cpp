@@ -8,6 +8,7 @@
 //   λ ← meta optimizer step (Adam)
 #include "sama/app/trainer.hpp"
 
+#include "sama/comm/gradient_reducer.hpp"
 #include "sama/core/error.hpp"
 #include "sama/core/gemm.hpp"
 #include "sama/core/timer.hpp"
@@ -137,9 +138,16 @@ class Trainer {
         weights_(make_vec<real>("sama::weights", workspace_)),
         coef_(make_vec<real>("sama::coef", workspace_)),
         delta_(make_vec<real>("sama::delta", workspace_)) {
-    if (comm.size() > 1)
-      fail("this build trains on one rank; it was started on {} (data-parallel training is not available yet)",
-           comm.size());
+    local_batch_ = sampler_.local_batch();
+    local_meta_batch_ = meta_sampler_.local_batch();
+    sum_ = [this](double* x, int n) { comm_.allreduce_sum(x, n); };
+    // Buckets of the flat gradient in the order backward completes the layers (last layer first).
+    std::vector<std::pair<std::size_t, std::size_t>> layers;
+    for (std::size_t i = model_.mlp().num_layers(); i-- > 0;) {
+      const std::size_t np = model_.mlp().layer(i).num_params();
+      if (np > 0) layers.emplace_back(model_.mlp().param_offset(i), np);
+    }
+    reducer_ = comm::make_mpi_reducer(comm_, grad_.data(), grad_.extent(0), layers, deck.parallel.bucket_mb * 1e6);
     total_steps_ = deck.train.steps > 0 ? deck.train.steps
                                         : deck.train.epochs * static_cast<long>(sampler_.batches_per_epoch());
     schedule_ = deck.schedule;
@@ -172,6 +180,9 @@ class Trainer {
            (step - deck_.meta.warmup) % deck_.meta.interval == 0;
   }
 
+  /// Gradient of Σ_i coef_i ℓ_i over the global batch into grad_ (summed over ranks, overlapped).
+  void backward_allreduce(VecU<const real> coef, VecU<const int> y);
+  void check_replicas(long step);
   void base_step(double lr);
   void meta_step();
   void evaluate(double& accuracy, double& loss);
@@ -189,7 +200,10 @@ class Trainer {
   const comm::Communicator& comm_;
   Data data_;
   meta::Method method_;
-  std::size_t batch_size_, meta_batch_size_, eval_batch_, workspace_;
+  std::size_t batch_size_, meta_batch_size_, eval_batch_, workspace_;  // global batches
+  std::size_t local_batch_ = 0, local_meta_batch_ = 0;                    // this rank's shares
+  meta::SumFn sum_;  // in-place sum over ranks (host doubles)
+  std::unique_ptr<comm::GradientReducer> reducer_;
   data::EpochSampler sampler_, meta_sampler_;
   long total_steps_ = 0, eval_interval_ = 0;
   optim::ScheduleConfig schedule_;
@@ -217,49 +231,77 @@ class Trainer {
   long meta_steps_ = 0;
 };
 
+void Trainer::backward_allreduce(VecU<const real> coef, VecU<const int> y) {
+  reducer_->begin();
+  model_.backward(theta_, coef, y, grad_, [this](std::size_t off, std::size_t n) { reducer_->ready(off, n); });
+  reducer_->finish();
+}
+
 void Trainer::base_step(double lr) {
   const std::size_t b = base_.size;
   VecU<real> losses = slice<real>(losses_, 0, b), weights = slice<real>(weights_, 0, b), coef = slice<real>(coef_, 0, b);
   model_.losses(theta_, base_.xs(), base_.ys(), losses);  // ℓ_i(θ)
   if (method_ == meta::Method::none) ops::fill<real>(weights, 1);
-  else mwn_.forward(lambda_, losses, weights);            // w_i = MWN_λ(ℓ_i), input detached
-  ops::scale<real>(weights, static_cast<real>(1.0 / static_cast<double>(b)), coef);  // L = (1/B) Σ w_i ℓ_i
-  model_.backward(theta_, coef, base_.ys(), grad_);       // g = ∂L_base/∂θ
-  const double mean_loss = ops::sum<real>(losses) / static_cast<double>(b);
-  if (!std::isfinite(mean_loss) || !ops::all_finite<real>(grad_))
-    fail("non-finite base loss or gradient at step {} (loss {})", base_opt_->steps(), mean_loss);
+  else mwn_.forward(lambda_, losses, weights, sum_);      // w_i = MWN_λ(ℓ_i), input detached
+  ops::scale<real>(weights, static_cast<real>(1.0 / static_cast<double>(batch_size_)), coef);  // L = (1/B) Σ w_i ℓ_i
+  backward_allreduce(coef, base_.ys());                   // g = ∂L_base/∂θ, summed over ranks
+  const double loss_sum = ops::sum<real>(losses);
+  if (!ops::all_finite<real>(grad_)) fail("non-finite base gradient");
   base_opt_->step(theta_, grad_, lr);                     // θ ← θ − u(g); keeps what D needs
-  window_base_loss_ += mean_loss;
+  window_base_loss_ += loss_sum;
   ++window_steps_;
   accumulate_weight_stats();
 }
 
 void Trainer::meta_step() {
   const std::size_t mb = meta_.size, b = base_.size;
-  // v = ∂L_meta/∂θ on a clean meta batch (the gradient buffer is free again after the base step).
+  const bool global = deck_.meta.strategy == "global";
+  // v = ∂L_meta/∂θ on a clean meta batch (the gradient buffer is free again after the base step):
+  // "local" keeps each rank's own v (the mean over its meta shard); "global" sums it over ranks.
   VecU<real> meta_losses = slice<real>(losses_, 0, mb), coef = slice<real>(coef_, 0, mb);
   model_.losses(theta_, meta_.xs(), meta_.ys(), meta_losses);
-  const double meta_loss = ops::sum<real>(meta_losses) / static_cast<double>(mb);
-  ops::fill<real>(coef, static_cast<real>(1.0 / static_cast<double>(mb)));
+  const double meta_loss_sum = ops::sum<real>(meta_losses);
   VecU<real> v = grad_;
-  model_.backward(theta_, coef, meta_.ys(), v);
+  ops::fill<real>(coef, static_cast<real>(1.0 / static_cast<double>(global ? meta_batch_size_ : mb)));
+  if (global) {
+    backward_allreduce(coef, meta_.ys());
+  } else {
+    model_.backward(theta_, coef, meta_.ys(), v);
+  }
   // w = D ⊙ v (in place).
   VecU<real> w = v;
   if (method_ == meta::Method::sama) base_opt_->apply_adaptation(v, w);
-  // δ_i = ∂ℓ_i/∂θ · w on the base batch of the last base step, by the ± probe.
+  // δ_i = ∂ℓ_i/∂θ · w on this rank's shard of the last base batch, by the ± probe.
   VecU<real> delta = slice<real>(delta_, 0, b);
   const meta::ProbeInfo probe =
       meta::directional_loss_derivative<real>(model_, theta_, w, deck_.meta.alpha, base_.xs(), base_.ys(), probe_, delta);
-  // ∇λ L_meta ≈ − ∂/∂λ (1/B) Σ_i w_i(λ) δ_i   (the MWN's inputs are those of the base step).
-  ops::scale<real>(delta, static_cast<real>(-1.0 / static_cast<double>(b)), delta);
-  mwn_.backward(lambda_, delta, lambda_grad_);
-  if (!ops::all_finite<real>(lambda_grad_) || !std::isfinite(meta_loss))
-    fail("non-finite meta loss or hypergradient at step {} (meta loss {})", base_opt_->steps(), meta_loss);
+  // ∇λ L_meta ≈ − ∂/∂λ (1/B) Σ_i w_i(λ) δ_i over the global batch: the MWN's inputs are those of the
+  // base step, and its backward sums the λ-gradient over ranks (one all-reduce).
+  ops::scale<real>(delta, static_cast<real>(-1.0 / static_cast<double>(batch_size_)), delta);
+  mwn_.backward(lambda_, delta, lambda_grad_, sum_);
+  if (!ops::all_finite<real>(lambda_grad_)) fail("non-finite hypergradient");
   meta_opt_->step(lambda_, lambda_grad_, deck_.meta.lr);
-  window_meta_loss_ += meta_loss;
+  window_meta_loss_ += meta_loss_sum;
   window_eps_ += probe.epsilon;
   ++window_meta_steps_;
   ++meta_steps_;
+}
+
+void Trainer::check_replicas(long step) {
+  // FNV-1a over the bits of θ and λ; every rank must hold the same value.
+  auto hash = [](const Vec<real>& v, std::uint64_t h) {
+    auto host = Kokkos::create_mirror_view_and_copy(HostSpace(), v);
+    const auto* bytes = reinterpret_cast<const unsigned char*>(host.data());
+    for (std::size_t i = 0; i < host.extent(0) * sizeof(real); ++i) h = (h ^ bytes[i]) * 0x100000001b3ULL;
+    return h;
+  };
+  const std::uint64_t h = hash(lambda_, hash(theta_, 0xcbf29ce484222325ULL));
+  unsigned long long lo = h, hi = h;
+  comm::check_mpi(MPI_Allreduce(MPI_IN_PLACE, &lo, 1, MPI_UNSIGNED_LONG_LONG, MPI_MIN, comm_.get()),
+                  "MPI_Allreduce(replica check)", comm_.get());
+  comm::check_mpi(MPI_Allreduce(MPI_IN_PLACE, &hi, 1, MPI_UNSIGNED_LONG_LONG, MPI_MAX, comm_.get()),
+                  "MPI_Allreduce(replica check)", comm_.get());
+  if (lo != hi) fail("replica check at step {}: θ/λ differ between ranks (hash {:016x} on this rank)", step, h);
 }
 
 void Trainer::accumulate_weight_stats() {
@@ -282,8 +324,11 @@ void Trainer::evaluate(double& accuracy, double& loss) {
   std::vector<std::int64_t> ids(eval_batch_);
   double correct = 0, loss_sum = 0;
   Batch& batch = meta_;  // the meta batch buffer is free between steps
-  for (std::size_t start = 0; start < test.n; start += eval_batch_) {
-    const std::size_t count = std::min(eval_batch_, test.n - start);
+  // Rank r evaluates the contiguous shard [first, last) of the test set; counts are summed.
+  const std::size_t ranks = static_cast<std::size_t>(comm_.size()), r = static_cast<std::size_t>(comm_.rank());
+  const std::size_t first = test.n * r / ranks, last = test.n * (r + 1) / ranks;
+  for (std::size_t start = first; start < last; start += eval_batch_) {
+    const std::size_t count = std::min(eval_batch_, last - start);
     for (std::size_t i = 0; i < count; ++i) ids[i] = static_cast<std::int64_t>(start + i);
     batch.load(test, data_.norm, test.labels, ids.data(), count);
     VecU<real> losses = slice<real>(losses_, 0, count);
@@ -291,6 +336,10 @@ void Trainer::evaluate(double& accuracy, double& loss) {
     correct += static_cast<double>(model_.count_correct(batch.ys()));
     loss_sum += ops::sum<real>(losses);
   }
+  double totals[2] = {correct, loss_sum};
+  comm_.allreduce_sum(totals, 2);
+  correct = totals[0];
+  loss_sum = totals[1];
   accuracy = correct / static_cast<double>(test.n);
   loss = loss_sum / static_cast<double>(test.n);
 }
@@ -335,19 +384,24 @@ RunResult Trainer::run() {
   RunResult r;
   r.method = deck_.meta.method;
   r.ranks = comm_.size();
-  const bool write = !opt_.out_dir.empty();
+  const bool write = !opt_.out_dir.empty() && comm_.rank() == 0;  // rank 0 writes the shared files
   namespace fs = std::filesystem;
   io::MetricsWriter metrics;
   if (write)
     metrics = io::MetricsWriter((fs::path(opt_.out_dir) / "metrics.csv").string(),
                                 {"step", "epoch", "lr", "base_loss", "meta_loss", "weight_clean", "weight_noisy",
-                                 "epsilon", "samples_per_s", "test_accuracy", "test_loss", "elapsed_s"});
+                                 "epsilon", "samples_per_s", "comm_hidden", "test_accuracy", "test_loss", "elapsed_s"});
   say("sama: {} on {} ({} train, {} meta, {} test samples, {} features, {} classes), noise {} {:.2f}",
       deck_.meta.method, data_.train.source, data_.split.train_ids.size(), data_.split.meta_ids.size(),
       data_.test.n, data_.train.features(), data_.train.num_classes, deck_.data.noise_type, deck_.data.noise_rate);
   say("sama: model {} ({} parameters), Meta-Weight-Net {} parameters, {} steps of batch {} ({} per epoch)",
       fmt::join(model_.mlp().widths(), "-"), model_.num_params(), mwn_.num_params(), total_steps_, batch_size_,
       sampler_.batches_per_epoch());
+  if (comm_.size() > 1)
+    say("sama: {} ranks, {} samples each per step; gradient all-reduce ({}) in {} bucket(s) of <= {} MB, "
+        "meta strategy {}",
+        comm_.size(), local_batch_, reducer_->backend(), reducer_->num_buckets(), deck_.parallel.bucket_mb,
+        deck_.meta.strategy);
 
   GemmRecorder gemm_count;
   gemm_count.keep_calls(opt_.record_gemm_calls);
@@ -361,13 +415,25 @@ RunResult Trainer::run() {
       train_timer.reset();
     }
     const double lr = optim::learning_rate(schedule_, deck_.optimizer.lr, step);
-    base_ids_ = &sampler_.next();
-    base_.load(data_.train, data_.norm, data_.labels.observed, base_ids_->data(), base_ids_->size());
-    base_step(lr);
-    if (meta_due(step)) {
-      const auto& meta_ids = meta_sampler_.next();
-      meta_.load(data_.train, data_.norm, data_.train.labels, meta_ids.data(), meta_ids.size());
-      meta_step();
+    const char* phase = "base step";
+    try {
+      if (step == deck_.debug.fail_step && comm_.rank() == deck_.debug.fail_rank)
+        fail("failure injected by debug.fail_step/debug.fail_rank");
+      base_ids_ = &sampler_.next();
+      base_.load(data_.train, data_.norm, data_.labels.observed, base_ids_->data(), base_ids_->size());
+      base_step(lr);
+      if (meta_due(step)) {
+        phase = "meta step";
+        const auto& meta_ids = meta_sampler_.next();
+        meta_.load(data_.train, data_.norm, data_.train.labels, meta_ids.data(), meta_ids.size());
+        meta_step();
+      }
+      if (deck_.parallel.check_replicas > 0 && (step + 1) % deck_.parallel.check_replicas == 0) {
+        phase = "replica check";
+        check_replicas(step + 1);
+      }
+    } catch (const std::exception& e) {
+      fail("step {} ({}): {}", step, phase, e.what());
     }
     const long done = step + 1;
     const bool log_now = done % deck_.train.log_interval == 0 || done == total_steps_;
@@ -380,16 +446,26 @@ RunResult Trainer::run() {
     if (log_now) {
       const double window_s = window_timer.seconds();
       const double sps = double(window_steps_ * batch_size_) / std::max(window_s, 1e-9);
-      const double base_loss = window_base_loss_ / std::max<long>(window_steps_, 1);
-      const double meta_loss = window_meta_steps_ ? window_meta_loss_ / window_meta_steps_ : NAN;
-      const double wc = w_clean_n_ ? w_clean_sum_ / w_clean_n_ : NAN, wn = w_noisy_n_ ? w_noisy_sum_ / w_noisy_n_ : NAN;
+      // Window statistics summed over ranks (each rank saw its shard of every batch).
+      double w[7] = {window_base_loss_, window_meta_loss_, window_eps_, w_clean_sum_, double(w_clean_n_),
+                     w_noisy_sum_, double(w_noisy_n_)};
+      comm_.allreduce_sum(w, 7);
+      const double base_loss = w[0] / (double(std::max<long>(window_steps_, 1)) * double(batch_size_));
+      const double meta_loss = window_meta_steps_ ? w[1] / (double(window_meta_steps_) * double(meta_batch_size_)) : NAN;
+      const double eps = window_meta_steps_ ? w[2] / (double(window_meta_steps_) * comm_.size()) : NAN;
+      const double wc = w[4] > 0 ? w[3] / w[4] : NAN, wn = w[6] > 0 ? w[5] / w[6] : NAN;
       const double eta = double(total_steps_ - done) * batch_size_ / std::max(sps, 1e-9);
       row.insert({{"base_loss", base_loss}, {"meta_loss", meta_loss}, {"weight_clean", wc}, {"weight_noisy", wn},
-                  {"epsilon", window_meta_steps_ ? window_eps_ / window_meta_steps_ : NAN}, {"samples_per_s", sps}});
+                  {"epsilon", eps}, {"samples_per_s", sps}});
+      std::string comm_note;
+      if (comm_.size() > 1) {
+        row["comm_hidden"] = reducer_->hidden_fraction();
+        comm_note = fmt::format(" | comm hidden {:.0f}%", 100 * reducer_->hidden_fraction());
+      }
       say("step {}/{} ({:.0f}%) epoch {:.2f} | lr {:.3g} | base loss {:.4f} | meta loss {:.4f} | weight clean {:.3f} "
-          "noisy {:.3f} | {:.0f} samples/s | ETA {}",
+          "noisy {:.3f} | {:.0f} samples/s{} | ETA {}",
           done, total_steps_, 100.0 * done / total_steps_, row["epoch"], lr, base_loss, meta_loss, wc, wn, sps,
-          format_duration(eta));
+          comm_note, format_duration(eta));
       if (first_window) r.first_train_loss = base_loss;
       first_window = false;
       r.final_train_loss = base_loss;
@@ -417,6 +493,8 @@ RunResult Trainer::run() {
   }
   r.steps = total_steps_;
   r.meta_steps = meta_steps_;
+  r.comm_hidden_fraction = comm_.size() > 1 ? reducer_->hidden_fraction() : 0.0;
+  r.comm_exposed_seconds = reducer_->stats().exposed_seconds;
   r.gemm_flops = gemm_count.flops();
   r.gemm_calls = gemm_count.calls();
   r.train_seconds = train_seconds;
@@ -432,6 +510,10 @@ RunResult Trainer::run() {
 RunResult train(const Deck& deck, const RunOptions& options, const comm::Communicator& comm) {
   namespace fs = std::filesystem;
   // Everything that can be rejected is checked before the run directory is touched.
+  if (deck.train.batch_size % comm.size() != 0)
+    fail("{}: train.batch_size = {} does not divide over {} ranks", deck.file, deck.train.batch_size, comm.size());
+  if (deck.meta.batch_size % comm.size() != 0)
+    fail("{}: meta.batch_size = {} does not divide over {} ranks", deck.file, deck.meta.batch_size, comm.size());
   Data data = load_data(deck);
   if (data.split.train_ids.size() < static_cast<std::size_t>(deck.train.batch_size))
     fail("{}: train.batch_size = {} exceeds the {} training samples left after the meta set", deck.file,
@@ -461,6 +543,8 @@ RunResult train(const Deck& deck, const RunOptions& options, const comm::Communi
     j.set("mean_weight_clean", r.mean_weight_clean);
     j.set("mean_weight_noisy", r.mean_weight_noisy);
     j.set("seed", deck.train.seed);
+    j.set("comm_hidden_fraction", r.comm_hidden_fraction);
+    j.set("comm_exposed_seconds", r.comm_exposed_seconds);
     j.set("deck", deck.file);
     io::write_file_atomic((fs::path(options.out_dir) / "summary.json").string(), j.str());
   }

@@ -3,6 +3,8 @@
 #include "sama/core/error.hpp"
 #include "sama/core/vector_ops.hpp"
 
+#include <vector>
+
 namespace sama::meta {
 
 template <class T>
@@ -11,10 +13,11 @@ MetaWeightNet<T>::MetaWeightNet(std::size_t hidden, bool normalize, std::size_t 
       normalize_(normalize),
       input_(make_mat<T>("sama::MetaWeightNet::input", max_batch, 1)),
       dscore_(make_mat<T>("sama::MetaWeightNet::dscore", max_batch, 1)),
-      score_(make_vec<T>("sama::MetaWeightNet::score", max_batch)) {}
+      score_(make_vec<T>("sama::MetaWeightNet::score", max_batch)),
+      grad_ones_(make_vec<T>("sama::MetaWeightNet::grad_ones", mlp_.num_params())) {}
 
 template <class T>
-void MetaWeightNet<T>::forward(VecU<const T> lambda, VecU<const T> losses, VecU<T> weights) {
+void MetaWeightNet<T>::forward(VecU<const T> lambda, VecU<const T> losses, VecU<T> weights, const SumFn& sum) {
   batch_ = losses.extent(0);
   SAMA_REQUIRE(batch_ <= input_.extent(0) && weights.extent(0) == batch_,
                "MetaWeightNet::forward: batch {} (workspace {}), {} weights", batch_, input_.extent(0),
@@ -28,9 +31,12 @@ void MetaWeightNet<T>::forward(VecU<const T> lambda, VecU<const T> losses, VecU<
     ops::copy<T>(score, weights);
     return;
   }
-  const double total = ops::sum<T>(score);
-  SAMA_REQUIRE(total > 0, "MetaWeightNet: all weights in the batch are zero; cannot normalise");
-  ops::scale<T>(score, static_cast<T>(static_cast<double>(batch_) / total), weights);
+  double totals[2] = {ops::sum<T>(score), static_cast<double>(batch_)};
+  if (sum) sum(totals, 2);
+  global_sum_ = totals[0];
+  global_batch_ = totals[1];
+  SAMA_REQUIRE(global_sum_ > 0, "MetaWeightNet: all weights in the batch are zero; cannot normalise");
+  ops::scale<T>(score, static_cast<T>(global_batch_ / global_sum_), weights);
 }
 
 template <class T>
@@ -46,25 +52,35 @@ void MetaWeightNet<T>::scores(VecU<const T> lambda, VecU<const T> losses, VecU<T
 }
 
 template <class T>
-void MetaWeightNet<T>::backward(VecU<const T> lambda, VecU<const T> dweights, VecU<T> grad) {
-  SAMA_REQUIRE(dweights.extent(0) == batch_, "MetaWeightNet::backward: {} upstream values for a batch of {}",
-               dweights.extent(0), batch_);
+void MetaWeightNet<T>::backward(VecU<const T> lambda, VecU<const T> dweights, VecU<T> grad, const SumFn& sum) {
+  SAMA_REQUIRE(dweights.extent(0) == batch_ && batch_ > 0,
+               "MetaWeightNet::backward: {} upstream values for a batch of {}", dweights.extent(0), batch_);
+  const std::size_t np = num_params();
   VecU<T> ds(dscore_.data(), batch_);
-  if (!normalize_) {
-    ops::copy<T>(dweights, ds);
-  } else {
-    // w_i = B s_i / S  =>  ∂L/∂s_k = B/S · dw_k − B/S² · Σ_i dw_i s_i.
-    VecU<const T> s(score_.data(), batch_);
-    const double total = ops::sum<T>(s);
-    const double cross = ops::dot<T>(dweights, s);
-    const double b = static_cast<double>(batch_);
-    const T a = static_cast<T>(b / total);
-    const T c = static_cast<T>(b * cross / (total * total));
-    Kokkos::parallel_for(
-        "sama::MetaWeightNet::normalize_backward", Range(0, batch_),
-        KOKKOS_LAMBDA(const std::size_t i) { ds(i) = a * dweights(i) - c; });
-  }
+  // Local parts: G1 = Σ_k dw_k ∂s_k/∂λ, and with normalisation also G2 = Σ_k ∂s_k/∂λ and
+  // R = Σ_k dw_k s_k. With w_i = B s_i / S:  ∇λ = (B/S)·G1 − (B·R/S²)·G2, all sums global.
+  ops::copy<T>(dweights, ds);
   mlp_.backward(lambda, MatU<const T>(ds.data(), batch_, 1), grad);
+  const std::size_t parts = normalize_ ? 2 * np + 1 : np;
+  std::vector<double> packed(parts);
+  auto grad_h = Kokkos::create_mirror_view_and_copy(HostSpace(), grad);
+  for (std::size_t i = 0; i < np; ++i) packed[i] = grad_h(i);
+  if (normalize_) {
+    ops::fill<T>(ds, T(1));
+    mlp_.backward(lambda, MatU<const T>(ds.data(), batch_, 1), grad_ones_);
+    auto ones_h = Kokkos::create_mirror_view_and_copy(HostSpace(), grad_ones_);
+    for (std::size_t i = 0; i < np; ++i) packed[np + i] = ones_h(i);
+    packed[2 * np] = ops::dot<T>(dweights, slice<const T>(score_, 0, batch_));
+  }
+  if (sum) sum(packed.data(), static_cast<int>(parts));
+  if (normalize_) {
+    const double a = global_batch_ / global_sum_;
+    const double c = global_batch_ * packed[2 * np] / (global_sum_ * global_sum_);
+    for (std::size_t i = 0; i < np; ++i) grad_h(i) = static_cast<T>(a * packed[i] - c * packed[np + i]);
+  } else {
+    for (std::size_t i = 0; i < np; ++i) grad_h(i) = static_cast<T>(packed[i]);
+  }
+  Kokkos::deep_copy(grad, grad_h);
 }
 
 template class MetaWeightNet<float>;

@@ -58,6 +58,19 @@ struct MetaConfig {
   long batch_size = 128;        // meta batch (from the clean meta set)
   long hidden = 100;            // Meta-Weight-Net hidden width
   bool normalize = true;        // weights normalised to mean 1 within a batch
+  std::string strategy = "local";  // many ranks: "local" (v, D⊙v, ε and the probes per rank; one
+                                   // all-reduce of the λ-gradient) or "global" (v averaged first:
+                                   // exactly one large batch, one more θ-sized all-reduce)
+};
+
+struct ParallelConfig {
+  double bucket_mb = 25.0;      // gradient all-reduce bucket size (MB); <= 0: one bucket per layer
+  long check_replicas = 0;      // every N steps verify θ and λ are identical on all ranks (0 = never)
+};
+
+struct DebugConfig {
+  long fail_step = -1;          // inject a failure at this step ... (tests of the error path)
+  long fail_rank = -1;          // ... on this rank (-1 = none)
 };
 
 struct Deck {
@@ -68,6 +81,8 @@ struct Deck {
   optim::ScheduleConfig schedule;
   TrainConfig train;
   MetaConfig meta;
+  ParallelConfig parallel;
+  DebugConfig debug;
 };
 
 /// Reads and validates a deck; overrides are "section.key=value" (value in TOML syntax, or a bare

@@ -35,6 +35,8 @@ struct RunResult {
   long meta_steps = 0;
   double mean_weight_clean = 0;   // mean meta weight of clean / noisy samples at the end
   double mean_weight_noisy = 0;
+  double comm_hidden_fraction = 0;  // share of gradient communication hidden behind backward (P > 1)
+  double comm_exposed_seconds = 0;  // time spent waiting for gradient all-reduces
 };
 
 /// Runs the deck to the end; throws sama::Error on any failure (no summary.json is then written).

@@ -1,0 +1,52 @@
+#pragma once
+// Sums a flat gradient over ranks in buckets, overlapped with backward (DESIGN.md §4).
+//
+// Buckets are contiguous ranges of the flat gradient formed from whole layers in reverse layer order
+// (the order backward completes them), each about `bucket_bytes`. backward() reports every finished
+// layer through ready(); when all layers of a bucket are in, its non-blocking all-reduce starts, and
+// every later ready() drives the outstanding ones (MPI_Testall), so communication proceeds while the
+// earlier layers are still being differentiated. finish() waits for the rest.
+#include "sama/comm/communicator.hpp"
+
+#include <cstddef>
+#include <memory>
+#include <utility>
+#include <vector>
+
+namespace sama::comm {
+
+struct ReducerStats {
+  long steps = 0;
+  long buckets_launched = 0;
+  double exposed_seconds = 0;  // time spent waiting in finish(): communication not hidden
+  double reference_seconds = 0;  // one blocking all-reduce of the whole buffer, measured at set-up
+};
+
+class GradientReducer {
+ public:
+  virtual ~GradientReducer() = default;
+  /// Before a backward pass.
+  virtual void begin() = 0;
+  /// A layer's gradient, [offset, offset+count) of the flat buffer, is complete.
+  virtual void ready(std::size_t offset, std::size_t count) = 0;
+  /// Waits until the whole buffer holds the sum over ranks.
+  virtual void finish() = 0;
+  virtual const ReducerStats& stats() const = 0;
+  virtual std::size_t num_buckets() const = 0;
+  virtual std::string backend() const = 0;
+  /// Share of communication hidden behind computation, 1 − exposed / (steps × reference), in [0, 1].
+  double hidden_fraction() const;
+};
+
+/// Groups layers (given as (offset, count), in the order backward completes them) into buckets of
+/// about bucket_bytes; returns contiguous [begin, end) ranges in that order. bucket_bytes <= 0 puts
+/// every layer in its own bucket.
+std::vector<std::pair<std::size_t, std::size_t>> make_buckets(
+    const std::vector<std::pair<std::size_t, std::size_t>>& layers, double bucket_bytes, std::size_t elem_size);
+
+/// MPI back end: MPI_Iallreduce(MPI_SUM) on host-accessible memory.
+std::unique_ptr<GradientReducer> make_mpi_reducer(const Communicator& comm, float* data, std::size_t size,
+                                                  const std::vector<std::pair<std::size_t, std::size_t>>& layers,
+                                                  double bucket_bytes);
+
+}  // namespace sama::comm

@@ -1,0 +1,133 @@
+#include "sama/comm/gradient_reducer.hpp"
+
+#include "sama/core/error.hpp"
+#include "sama/core/timer.hpp"
+
+#include <algorithm>
+#include <climits>
+
+namespace sama::comm {
+
+double GradientReducer::hidden_fraction() const {
+  const auto& s = stats();
+  if (s.steps == 0 || s.reference_seconds <= 0) return 0.0;
+  const double total = s.reference_seconds * static_cast<double>(s.steps);
+  return std::clamp(1.0 - s.exposed_seconds / total, 0.0, 1.0);
+}
+
+std::vector<std::pair<std::size_t, std::size_t>> make_buckets(
+    const std::vector<std::pair<std::size_t, std::size_t>>& layers, double bucket_bytes, std::size_t elem_size) {
+  std::vector<std::pair<std::size_t, std::size_t>> buckets;
+  std::size_t lo = 0, hi = 0;
+  bool open = false;
+  for (const auto& [offset, count] : layers) {
+    if (count == 0) continue;
+    if (open && offset + count != lo)
+      fail("gradient buckets: layers must be contiguous in completion order (layer at {} does not end at {})", offset,
+           lo);
+    if (!open) {
+      hi = offset + count;
+      open = true;
+    }
+    lo = offset;
+    if (static_cast<double>((hi - lo) * elem_size) >= bucket_bytes) {
+      buckets.emplace_back(lo, hi);
+      open = false;
+    }
+  }
+  if (open) buckets.emplace_back(lo, hi);
+  return buckets;
+}
+
+namespace {
+
+class MpiReducer final : public GradientReducer {
+ public:
+  MpiReducer(const Communicator& comm, float* data, std::size_t size,
+             const std::vector<std::pair<std::size_t, std::size_t>>& layers, double bucket_bytes)
+      : comm_(comm), data_(data), size_(size) {
+    buckets_ = make_buckets(layers, bucket_bytes, sizeof(float));
+    std::size_t covered = 0;
+    for (const auto& [lo, hi] : buckets_) {
+      covered += hi - lo;
+      SAMA_REQUIRE(hi - lo <= static_cast<std::size_t>(INT_MAX), "gradient bucket of {} elements is too large for MPI",
+                   hi - lo);
+    }
+    SAMA_REQUIRE(covered == size_, "gradient buckets cover {} of {} elements", covered, size_);
+    requests_.assign(buckets_.size(), MPI_REQUEST_NULL);
+    pending_.assign(buckets_.size(), 0);
+    // Reference: a blocking all-reduce of the whole buffer (on a scratch copy), median of 5.
+    std::vector<float> scratch(data_, data_ + size_);
+    std::vector<double> t;
+    for (int i = 0; i < 5; ++i) {
+      comm_.barrier();
+      Timer timer;
+      check_mpi(MPI_Allreduce(MPI_IN_PLACE, scratch.data(), static_cast<int>(size_), MPI_FLOAT, MPI_SUM, comm_.get()),
+                "MPI_Allreduce(reference)", comm_.get());
+      t.push_back(timer.seconds());
+    }
+    std::sort(t.begin(), t.end());
+    stats_.reference_seconds = comm_.allreduce_max(t[t.size() / 2]);
+  }
+
+  void begin() override {
+    next_ = 0;
+    for (std::size_t b = 0; b < buckets_.size(); ++b) pending_[b] = buckets_[b].second - buckets_[b].first;
+  }
+
+  void ready(std::size_t offset, std::size_t count) override {
+    // Layers arrive in bucket order; credit this one to the bucket holding it.
+    std::size_t b = next_;
+    while (b < buckets_.size() && !(offset >= buckets_[b].first && offset < buckets_[b].second)) ++b;
+    SAMA_REQUIRE(b < buckets_.size(), "gradient reducer: layer at offset {} is in no bucket", offset);
+    pending_[b] -= std::min(pending_[b], count);
+    while (next_ < buckets_.size() && pending_[next_] == 0) launch(next_++);
+    progress();
+  }
+
+  void finish() override {
+    while (next_ < buckets_.size()) launch(next_++);  // layers without a ready() call
+    Timer timer;
+    check_mpi(MPI_Waitall(static_cast<int>(requests_.size()), requests_.data(), MPI_STATUSES_IGNORE),
+              "MPI_Waitall(gradient buckets)", comm_.get());
+    stats_.exposed_seconds += timer.seconds();
+    ++stats_.steps;
+  }
+
+  const ReducerStats& stats() const override { return stats_; }
+  std::size_t num_buckets() const override { return buckets_.size(); }
+  std::string backend() const override { return "mpi"; }
+
+ private:
+  void launch(std::size_t b) {
+    const auto [lo, hi] = buckets_[b];
+    check_mpi(MPI_Iallreduce(MPI_IN_PLACE, data_ + lo, static_cast<int>(hi - lo), MPI_FLOAT, MPI_SUM, comm_.get(),
+                             &requests_[b]),
+              "MPI_Iallreduce(gradient bucket)", comm_.get());
+    ++stats_.buckets_launched;
+  }
+  void progress() {
+    int done = 0;
+    check_mpi(MPI_Testall(static_cast<int>(requests_.size()), requests_.data(), &done, MPI_STATUSES_IGNORE),
+              "MPI_Testall(gradient buckets)", comm_.get());
+  }
+
+  const Communicator& comm_;
+  float* data_;
+  std::size_t size_;
+  std::vector<std::pair<std::size_t, std::size_t>> buckets_;
+  std::vector<MPI_Request> requests_;
+  std::vector<std::size_t> pending_;
+  std::size_t next_ = 0;
+  ReducerStats stats_;
+};
+
+}  // namespace
+
+std::unique_ptr<GradientReducer> make_mpi_reducer(const Communicator& comm, float* data, std::size_t size,
+                                                  const std::vector<std::pair<std::size_t, std::size_t>>& layers,
+                                                  double bucket_bytes) {
+  return std::make_unique<MpiReducer>(comm, data, size, layers, bucket_bytes);
+}
+
+}  // namespace sama::comm
