@@ -501,6 +501,12 @@ RunResult Trainer::run() {
   const long timed = total_steps_ - std::min(opt_.untimed_steps, total_steps_ - 1);
   r.samples_per_second = double(timed) * double(batch_size_) / std::max(train_seconds, 1e-9);
   if (write && opt_.final_weights) write_sample_table((fs::path(opt_.out_dir) / "weights.h5").string());
+  if (opt_.keep_parameters) {
+    auto th = Kokkos::create_mirror_view_and_copy(HostSpace(), theta_);
+    auto la = Kokkos::create_mirror_view_and_copy(HostSpace(), lambda_);
+    r.theta.assign(th.data(), th.data() + th.extent(0));
+    r.lambda.assign(la.data(), la.data() + la.extent(0));
+  }
   r.peak_rss_mb = peak_rss_mb();
   return r;
 }

@@ -16,6 +16,7 @@ struct RunOptions {
   bool final_weights = true;    // write weights.h5 at the end
   long untimed_steps = 0;       // leave the first N steps out of the throughput and GEMM counts
   bool record_gemm_calls = false;
+  bool keep_parameters = false; // return the final θ and λ in RunResult (tests)
 };
 
 struct RunResult {
@@ -37,6 +38,7 @@ struct RunResult {
   double mean_weight_noisy = 0;
   double comm_hidden_fraction = 0;  // share of gradient communication hidden behind backward (P > 1)
   double comm_exposed_seconds = 0;  // time spent waiting for gradient all-reduces
+  std::vector<float> theta, lambda;  // with RunOptions::keep_parameters
 };
 
 /// Runs the deck to the end; throws sama::Error on any failure (no summary.json is then written).

@@ -1,0 +1,174 @@
+// Many ranks (run by ctest at P = 1, 2 and 3): every expectation is computed from the communicator
+// size, so one test holds at any rank count.
+#include "sama/app/deck.hpp"
+#include "sama/app/trainer.hpp"
+#include "sama/comm/gradient_reducer.hpp"
+#include "sama/core/error.hpp"
+#include "sama/core/rng.hpp"
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+
+namespace {
+using namespace sama;
+
+std::vector<float> rank_data(std::size_t n, int rank) {
+  Rng rng(42, 1000 + static_cast<std::uint64_t>(rank));
+  std::vector<float> v(n);
+  for (auto& x : v) x = static_cast<float>(rng.uniform(-1, 1));
+  return v;
+}
+
+/// Layers of the given sizes laid out contiguously, listed last-first (backward's order).
+std::vector<std::pair<std::size_t, std::size_t>> layers_of(const std::vector<std::size_t>& sizes) {
+  std::vector<std::pair<std::size_t, std::size_t>> out;
+  std::size_t off = 0;
+  std::vector<std::pair<std::size_t, std::size_t>> fwd;
+  for (auto s : sizes) {
+    fwd.emplace_back(off, s);
+    off += s;
+  }
+  for (auto it = fwd.rbegin(); it != fwd.rend(); ++it) out.push_back(*it);
+  return out;
+}
+
+void check_reducer(const std::vector<std::size_t>& sizes, double bucket_bytes, bool call_ready) {
+  comm::Communicator comm;
+  std::size_t n = 0;
+  for (auto s : sizes) n += s;
+  auto data = rank_data(n, comm.rank());
+  // Reference: the sum of every rank's data, regenerated locally in rank order.
+  std::vector<double> ref(n, 0.0);
+  for (int r = 0; r < comm.size(); ++r) {
+    const auto d = rank_data(n, r);
+    for (std::size_t i = 0; i < n; ++i) ref[i] += d[i];
+  }
+  const auto layers = layers_of(sizes);
+  auto reducer = comm::make_mpi_reducer(comm, data.data(), n, layers, bucket_bytes);
+  for (int rep = 0; rep < 2; ++rep) {  // the same reducer serves several steps
+    if (rep == 1) {  // fresh inputs in the same buffer (the reducer holds its address)
+      const auto again = rank_data(n, comm.rank());
+      std::copy(again.begin(), again.end(), data.begin());
+    }
+    reducer->begin();
+    if (call_ready)
+      for (const auto& [off, cnt] : layers) reducer->ready(off, cnt);
+    reducer->finish();
+    for (std::size_t i = 0; i < n; ++i)
+      ASSERT_NEAR(data[i], ref[i], 1e-5 * comm.size()) << "element " << i << " of " << n;
+  }
+  EXPECT_EQ(reducer->stats().steps, 2);
+}
+
+TEST(GradientReducer, OneElement) { check_reducer({1}, 25e6, true); }
+TEST(GradientReducer, OddSizesOneBucket) { check_reducer({7, 1, 13, 3}, 25e6, true); }
+TEST(GradientReducer, ManyBuckets) { check_reducer({7, 1, 13, 3, 1001, 2}, 0.0, true); }
+TEST(GradientReducer, SmallBuckets) { check_reducer({500, 3, 250, 999}, 1024.0, true); }
+TEST(GradientReducer, FinishLaunchesWhatWasNotReported) { check_reducer({5, 9}, 0.0, false); }
+
+TEST(GradientReducer, BucketsAreContiguousAndCoverEverything) {
+  const auto layers = layers_of({10, 20, 30, 40});
+  const auto b = comm::make_buckets(layers, 50 * 4, 4);
+  // Completion order 40, 30, 20, 10 → [60,100) has 40 (<50) so it takes 30 too: [30,100); then [0,30).
+  ASSERT_EQ(b.size(), 2u);
+  EXPECT_EQ(b[0], (std::pair<std::size_t, std::size_t>{30, 100}));
+  EXPECT_EQ(b[1], (std::pair<std::size_t, std::size_t>{0, 30}));
+  EXPECT_EQ(comm::make_buckets(layers, 0, 4).size(), 4u);
+  EXPECT_EQ(comm::make_buckets(layers, 1e9, 4).size(), 1u);
+}
+
+app::Deck small_deck(const std::string& method, const std::string& strategy) {
+  return app::parse_deck(R"(
+[data]
+source = "synthetic"
+synthetic_train = 1200
+synthetic_test = 300
+synthetic_features = 16
+meta_size = 120
+noise_rate = 0.4
+[model]
+hidden = [24, 16]
+activation = "gelu"
+[train]
+steps = 25
+batch_size = 48
+log_interval = 25
+eval_interval = 25
+[parallel]
+bucket_mb = 0.0005
+check_replicas = 5
+)",
+                         "mpi_deck", {"meta.method=" + method, "meta.strategy=" + strategy, "meta.batch_size=24"});
+}
+
+app::RunResult run(const app::Deck& deck, const comm::Communicator& comm) {
+  app::RunOptions opt;
+  opt.keep_parameters = true;
+  return app::train(deck, opt, comm);
+}
+
+double rel_diff(const std::vector<float>& a, const std::vector<float>& b) {
+  double num = 0, den = 0;
+  for (std::size_t i = 0; i < a.size(); ++i) {
+    num += (double(a[i]) - b[i]) * (double(a[i]) - b[i]);
+    den += double(b[i]) * b[i];
+  }
+  return std::sqrt(num / std::max(den, 1e-300));
+}
+
+/// The parameters are bitwise identical on every rank.
+void expect_replicated(const comm::Communicator& comm, const std::vector<float>& v) {
+  std::vector<float> mine = v, lo = v, hi = v;
+  MPI_Allreduce(mine.data(), lo.data(), static_cast<int>(v.size()), MPI_FLOAT, MPI_MIN, comm.get());
+  MPI_Allreduce(mine.data(), hi.data(), static_cast<int>(v.size()), MPI_FLOAT, MPI_MAX, comm.get());
+  EXPECT_EQ(lo, hi);
+}
+
+class Equivalence : public ::testing::TestWithParam<std::string> {};
+
+// K steps on all ranks equal K steps on one rank (the reference runs on MPI_COMM_SELF in the same
+// process), within a float tolerance from the different summation order.
+TEST_P(Equivalence, GlobalStrategyMatchesOneRank) {
+  comm::Communicator world;
+  comm::Communicator self(MPI_COMM_SELF);
+  const auto deck = small_deck(GetParam(), "global");
+  const auto many = run(deck, world);
+  const auto one = run(deck, self);
+  ASSERT_EQ(many.theta.size(), one.theta.size());
+  EXPECT_LT(rel_diff(many.theta, one.theta), 2e-5) << "P = " << world.size();
+  EXPECT_LT(rel_diff(many.lambda, one.lambda), 1e-3) << "P = " << world.size();
+  if (world.size() == 1) {
+    EXPECT_EQ(many.theta, one.theta);
+    EXPECT_EQ(many.lambda, one.lambda);
+  }
+  EXPECT_NEAR(many.final_test_accuracy, one.final_test_accuracy, 2.0 / 300);
+  expect_replicated(world, many.theta);
+  expect_replicated(world, many.lambda);
+  EXPECT_EQ(many.ranks, world.size());
+}
+INSTANTIATE_TEST_SUITE_P(Methods, Equivalence, ::testing::Values("none", "sama", "finite_difference"));
+
+// The local strategy (v and the probes per rank) keeps replicas identical and equals the global one
+// on a single rank.
+TEST(Strategy, LocalKeepsReplicasIdentical) {
+  comm::Communicator world;
+  const auto local = run(small_deck("sama", "local"), world);
+  expect_replicated(world, local.theta);
+  expect_replicated(world, local.lambda);
+  if (world.size() == 1) {
+    const auto global = run(small_deck("sama", "global"), world);
+    EXPECT_EQ(local.theta, global.theta);
+  }
+}
+
+TEST(Strategy, BatchMustDivideOverRanks) {
+  comm::Communicator world;
+  if (world.size() == 1) GTEST_SKIP() << "every batch divides over one rank";
+  auto deck = small_deck("sama", "local");
+  deck.train.batch_size = 47 * world.size() + 1;
+  EXPECT_THROW(run(deck, world), Error);
+}
+
+}  // namespace
