@@ -21,3 +21,10 @@ if(SAMA_PYTHON)
                                           ${PROJECT_SOURCE_DIR} ${SAMA_PYTHON})
   set_tests_properties(postprocess_smoke PROPERTIES TIMEOUT 300)
 endif()
+# Every shell script parses (bash -n) and passes shellcheck.
+find_program(SAMA_SHELLCHECK shellcheck)
+if(NOT SAMA_SHELLCHECK)
+  message(FATAL_ERROR "sama: shellcheck not found. On Debian 12 install it with: apt-get install shellcheck")
+endif()
+add_test(NAME scripts_shellcheck COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/check_scripts.sh ${SAMA_SHELLCHECK}
+                                         ${PROJECT_SOURCE_DIR})

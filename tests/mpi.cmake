@@ -12,3 +12,7 @@ endforeach()
 add_test(NAME mpi_rank_failure COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/mpi_rank_failure.sh ${MPIEXEC_EXECUTABLE}
                                       $<TARGET_FILE:sama> ${PROJECT_SOURCE_DIR})
 set_tests_properties(mpi_rank_failure PROPERTIES TIMEOUT 120 ENVIRONMENT "${SAMA_MPIEXEC_ENV}")
+# The scaling-study driver end to end on the smoke deck (1 and 2 ranks), with its report and plot.
+add_test(NAME scaling_study_smoke COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/scaling_study_smoke.sh
+                                          $<TARGET_FILE:sama> ${PROJECT_SOURCE_DIR})
+set_tests_properties(scaling_study_smoke PROPERTIES TIMEOUT 300 ENVIRONMENT "${SAMA_MPIEXEC_ENV}")

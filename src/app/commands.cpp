@@ -2,6 +2,7 @@
 
 #include "sama/app/deck.hpp"
 #include "sama/app/trainer.hpp"
+#include "sama/comm/gradient_reducer.hpp"
 #include "sama/build_info.hpp"
 #include "sama/core/gemm.hpp"
 #include "sama/core/types.hpp"
@@ -63,7 +64,8 @@ void print_info(std::ostream& out) {
   out << fmt::format("  HDF5              {}.{}.{} ({})\n", maj, min, rel, h5_parallel ? "parallel" : "serial");
   out << fmt::format("  CUDA              {}\n", cuda ? "yes (Kokkos CUDA back end)" : "no");
   out << fmt::format("  cuBLAS            {}\n", cublas ? "yes" : "no");
-  out << fmt::format("  NCCL              {}\n", nccl ? "yes" : "no");
+  out << fmt::format("  NCCL              {}\n",
+                     nccl ? fmt::format("yes (gradient reducer; {} GPU(s) visible)", comm::visible_gpus()) : "no");
 }
 
 }  // namespace sama::app

@@ -202,6 +202,7 @@ void describe(Binder& b, Deck& d) {
   b.field("meta.normalize", m.normalize);
   b.field("meta.strategy", m.strategy, {"local", "global"});
 
+  b.field("parallel.backend", d.parallel.backend, {"mpi", "nccl"});
   b.field("parallel.bucket_mb", d.parallel.bucket_mb, -1.0, 1e6);
   b.field("parallel.check_replicas", d.parallel.check_replicas, 0, 1e12);
 

@@ -147,7 +147,9 @@ class Trainer {
       const std::size_t np = model_.mlp().layer(i).num_params();
       if (np > 0) layers.emplace_back(model_.mlp().param_offset(i), np);
     }
-    reducer_ = comm::make_mpi_reducer(comm_, grad_.data(), grad_.extent(0), layers, deck.parallel.bucket_mb * 1e6);
+    reducer_ = deck.parallel.backend == "nccl"
+                   ? comm::make_nccl_reducer(comm_, grad_.data(), grad_.extent(0), layers, deck.parallel.bucket_mb * 1e6)
+                   : comm::make_mpi_reducer(comm_, grad_.data(), grad_.extent(0), layers, deck.parallel.bucket_mb * 1e6);
     total_steps_ = deck.train.steps > 0 ? deck.train.steps
                                         : deck.train.epochs * static_cast<long>(sampler_.batches_per_epoch());
     schedule_ = deck.schedule;

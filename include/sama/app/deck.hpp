@@ -64,6 +64,7 @@ struct MetaConfig {
 };
 
 struct ParallelConfig {
+  std::string backend = "mpi";  // gradient all-reduce: "mpi" (host buffers) or "nccl" (GPU buffers)
   double bucket_mb = 25.0;      // gradient all-reduce bucket size (MB); <= 0: one bucket per layer
   long check_replicas = 0;      // every N steps verify θ and λ are identical on all ranks (0 = never)
 };

@@ -49,4 +49,13 @@ std::unique_ptr<GradientReducer> make_mpi_reducer(const Communicator& comm, floa
                                                   const std::vector<std::pair<std::size_t, std::size_t>>& layers,
                                                   double bucket_bytes);
 
+/// NCCL back end: ncclAllReduce on GPU memory, on its own stream ordered after the compute stream by
+/// an event per bucket. Throws sama::Error in a build without NCCL or for a host buffer.
+std::unique_ptr<GradientReducer> make_nccl_reducer(const Communicator& comm, float* data, std::size_t size,
+                                                   const std::vector<std::pair<std::size_t, std::size_t>>& layers,
+                                                   double bucket_bytes);
+/// Whether this build has the NCCL back end, and how many GPUs this process sees (0 without CUDA).
+bool nccl_available();
+int visible_gpus();
+
 }  // namespace sama::comm
