@@ -19,6 +19,16 @@ void add_scaled(VecU<const T> a, T s, VecU<const T> b, VecU<T> out) {
 }
 
 template <class T>
+void save_and_add_scaled(VecU<T> x, T s, VecU<const T> b, VecU<T> saved) {
+  Kokkos::parallel_for(
+      "sama::ops::save_and_add_scaled", Range(0, x.extent(0)), KOKKOS_LAMBDA(const std::size_t i) {
+        const T v = x(i);
+        saved(i) = v;
+        x(i) = v + s * b(i);
+      });
+}
+
+template <class T>
 void scale(VecU<const T> a, T s, VecU<T> out) {
   Kokkos::parallel_for(
       "sama::ops::scale", Range(0, out.extent(0)), KOKKOS_LAMBDA(const std::size_t i) { out(i) = s * a(i); });
@@ -31,11 +41,23 @@ void fill(VecU<T> x, T value) {
 
 template <class T>
 double dot(VecU<const T> x, VecU<const T> y) {
+  // Blocks of 8 summed as a tree, then accumulated in double: one dependent add per block (the
+  // plain loop is latency-bound and cannot be vectorised without reassociation).
+  const std::size_t n = x.extent(0), blocks = n / 8;
+  const T* xp = x.data();
+  const T* yp = y.data();
   double r = 0;
   Kokkos::parallel_reduce(
-      "sama::ops::dot", Range(0, x.extent(0)),
-      KOKKOS_LAMBDA(const std::size_t i, double& acc) { acc += static_cast<double>(x(i)) * static_cast<double>(y(i)); },
+      "sama::ops::dot", Range(0, blocks),
+      KOKKOS_LAMBDA(const std::size_t b, double& acc) {
+        const T* a = xp + 8 * b;
+        const T* c = yp + 8 * b;
+        double p[8];
+        for (int j = 0; j < 8; ++j) p[j] = static_cast<double>(a[j]) * static_cast<double>(c[j]);
+        acc += ((p[0] + p[1]) + (p[2] + p[3])) + ((p[4] + p[5]) + (p[6] + p[7]));
+      },
       r);
+  for (std::size_t i = 8 * blocks; i < n; ++i) r += static_cast<double>(x(i)) * static_cast<double>(y(i));
   return r;
 }
 
@@ -77,6 +99,7 @@ void scaled_difference(VecU<const T> a, VecU<const T> b, T s, VecU<T> out) {
   template void copy<T>(VecU<const T>, VecU<T>);                    \
   template void add_scaled<T>(VecU<const T>, T, VecU<const T>, VecU<T>); \
   template void scale<T>(VecU<const T>, T, VecU<T>);                \
+  template void save_and_add_scaled<T>(VecU<T>, T, VecU<const T>, VecU<T>); \
   template void fill<T>(VecU<T>, T);                                \
   template double dot<T>(VecU<const T>, VecU<const T>);             \
   template double norm2<T>(VecU<const T>);                          \

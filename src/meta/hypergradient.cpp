@@ -43,8 +43,7 @@ ProbeInfo directional_loss_derivative(nn::Classifier<T>& model, VecU<T> theta, V
   VecU<T> lp = slice<T>(ws.loss_plus, 0, batch);
   VecU<T> lm = slice<T>(ws.loss_minus, 0, batch);
 
-  ops::copy<T>(theta, saved);
-  ops::add_scaled<T>(saved, eps, w, theta);  // θ⁺ = θ + εw
+  ops::save_and_add_scaled<T>(theta, eps, w, saved);  // saved = θ;  θ⁺ = θ + εw
   model.losses(theta, x, y, lp);
   ops::add_scaled<T>(saved, -eps, w, theta);  // θ⁻ = θ − εw
   model.losses(theta, x, y, lm);

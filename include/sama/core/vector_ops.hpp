@@ -10,6 +10,9 @@ void copy(VecU<const T> src, VecU<T> dst);
 /// out = a + s * b.
 template <class T>
 void add_scaled(VecU<const T> a, T s, VecU<const T> b, VecU<T> out);
+/// saved = x, then x = x + s * b, in one pass.
+template <class T>
+void save_and_add_scaled(VecU<T> x, T s, VecU<const T> b, VecU<T> saved);
 /// out = s * a.
 template <class T>
 void scale(VecU<const T> a, T s, VecU<T> out);
