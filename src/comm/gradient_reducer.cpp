@@ -39,87 +39,89 @@ std::vector<std::pair<std::size_t, std::size_t>> make_buckets(
   return buckets;
 }
 
+BucketedReducer::BucketedReducer(std::size_t size, const std::vector<std::pair<std::size_t, std::size_t>>& layers,
+                                 double bucket_bytes, std::size_t elem_size)
+    : buckets_(make_buckets(layers, bucket_bytes, elem_size)) {
+  std::size_t covered = 0;
+  for (const auto& [lo, hi] : buckets_) covered += hi - lo;
+  SAMA_REQUIRE(covered == size, "gradient buckets cover {} of {} elements", covered, size);
+  pending_.assign(buckets_.size(), 0);
+}
+
+void BucketedReducer::begin() {
+  next_ = 0;
+  for (std::size_t b = 0; b < buckets_.size(); ++b) pending_[b] = buckets_[b].second - buckets_[b].first;
+}
+
+void BucketedReducer::ready(std::size_t offset, std::size_t count) {
+  // Layers arrive in bucket order; credit this one to the bucket holding it.
+  std::size_t b = next_;
+  while (b < buckets_.size() && !(offset >= buckets_[b].first && offset < buckets_[b].second)) ++b;
+  SAMA_REQUIRE(b < buckets_.size(), "gradient reducer: layer at offset {} is in no bucket", offset);
+  pending_[b] -= std::min(pending_[b], count);
+  while (next_ < buckets_.size() && pending_[next_] == 0) launch_next();
+  progress();
+}
+
+void BucketedReducer::finish() {
+  while (next_ < buckets_.size()) launch_next();  // layers without a ready() call
+  Timer timer;
+  wait_all();
+  stats_.exposed_seconds += timer.seconds();
+  ++stats_.steps;
+}
+
+void BucketedReducer::launch_next() {
+  const auto [lo, hi] = buckets_[next_];
+  launch(next_++, lo, hi);
+  ++stats_.buckets_launched;
+}
+
 namespace {
 
-class MpiReducer final : public GradientReducer {
+class MpiReducer final : public BucketedReducer {
  public:
   MpiReducer(const Communicator& comm, float* data, std::size_t size,
              const std::vector<std::pair<std::size_t, std::size_t>>& layers, double bucket_bytes)
-      : comm_(comm), data_(data), size_(size) {
-    buckets_ = make_buckets(layers, bucket_bytes, sizeof(float));
-    std::size_t covered = 0;
-    for (const auto& [lo, hi] : buckets_) {
-      covered += hi - lo;
+      : BucketedReducer(size, layers, bucket_bytes, sizeof(float)), comm_(comm), data_(data) {
+    for (const auto& [lo, hi] : buckets())
       SAMA_REQUIRE(hi - lo <= static_cast<std::size_t>(INT_MAX), "gradient bucket of {} elements is too large for MPI",
                    hi - lo);
-    }
-    SAMA_REQUIRE(covered == size_, "gradient buckets cover {} of {} elements", covered, size_);
-    requests_.assign(buckets_.size(), MPI_REQUEST_NULL);
-    pending_.assign(buckets_.size(), 0);
+    requests_.assign(buckets().size(), MPI_REQUEST_NULL);
     // Reference: a blocking all-reduce of the whole buffer (on a scratch copy), median of 5.
-    std::vector<float> scratch(data_, data_ + size_);
+    std::vector<float> scratch(data_, data_ + size);
     std::vector<double> t;
     for (int i = 0; i < 5; ++i) {
       comm_.barrier();
       Timer timer;
-      check_mpi(MPI_Allreduce(MPI_IN_PLACE, scratch.data(), static_cast<int>(size_), MPI_FLOAT, MPI_SUM, comm_.get()),
+      check_mpi(MPI_Allreduce(MPI_IN_PLACE, scratch.data(), static_cast<int>(size), MPI_FLOAT, MPI_SUM, comm_.get()),
                 "MPI_Allreduce(reference)", comm_.get());
       t.push_back(timer.seconds());
     }
     std::sort(t.begin(), t.end());
     stats_.reference_seconds = comm_.allreduce_max(t[t.size() / 2]);
   }
-
-  void begin() override {
-    next_ = 0;
-    for (std::size_t b = 0; b < buckets_.size(); ++b) pending_[b] = buckets_[b].second - buckets_[b].first;
-  }
-
-  void ready(std::size_t offset, std::size_t count) override {
-    // Layers arrive in bucket order; credit this one to the bucket holding it.
-    std::size_t b = next_;
-    while (b < buckets_.size() && !(offset >= buckets_[b].first && offset < buckets_[b].second)) ++b;
-    SAMA_REQUIRE(b < buckets_.size(), "gradient reducer: layer at offset {} is in no bucket", offset);
-    pending_[b] -= std::min(pending_[b], count);
-    while (next_ < buckets_.size() && pending_[next_] == 0) launch(next_++);
-    progress();
-  }
-
-  void finish() override {
-    while (next_ < buckets_.size()) launch(next_++);  // layers without a ready() call
-    Timer timer;
-    check_mpi(MPI_Waitall(static_cast<int>(requests_.size()), requests_.data(), MPI_STATUSES_IGNORE),
-              "MPI_Waitall(gradient buckets)", comm_.get());
-    stats_.exposed_seconds += timer.seconds();
-    ++stats_.steps;
-  }
-
-  const ReducerStats& stats() const override { return stats_; }
-  std::size_t num_buckets() const override { return buckets_.size(); }
   std::string backend() const override { return "mpi"; }
 
  private:
-  void launch(std::size_t b) {
-    const auto [lo, hi] = buckets_[b];
+  void launch(std::size_t b, std::size_t lo, std::size_t hi) override {
     check_mpi(MPI_Iallreduce(MPI_IN_PLACE, data_ + lo, static_cast<int>(hi - lo), MPI_FLOAT, MPI_SUM, comm_.get(),
                              &requests_[b]),
               "MPI_Iallreduce(gradient bucket)", comm_.get());
-    ++stats_.buckets_launched;
   }
-  void progress() {
+  void progress() override {
     int done = 0;
     check_mpi(MPI_Testall(static_cast<int>(requests_.size()), requests_.data(), &done, MPI_STATUSES_IGNORE),
               "MPI_Testall(gradient buckets)", comm_.get());
   }
+  void wait_all() override {
+    check_mpi(MPI_Waitall(static_cast<int>(requests_.size()), requests_.data(), MPI_STATUSES_IGNORE),
+              "MPI_Waitall(gradient buckets)", comm_.get());
+  }
 
   const Communicator& comm_;
   float* data_;
-  std::size_t size_;
-  std::vector<std::pair<std::size_t, std::size_t>> buckets_;
   std::vector<MPI_Request> requests_;
-  std::vector<std::size_t> pending_;
-  std::size_t next_ = 0;
-  ReducerStats stats_;
 };
 
 }  // namespace

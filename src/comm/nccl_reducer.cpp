@@ -33,20 +33,16 @@ cudaStream_t compute_stream() {
 #endif
 }
 
-class NcclReducer final : public GradientReducer {
+class NcclReducer final : public BucketedReducer {
  public:
   NcclReducer(const Communicator& comm, float* data, std::size_t size,
               const std::vector<std::pair<std::size_t, std::size_t>>& layers, double bucket_bytes)
-      : rank_(comm.rank()), data_(data) {
+      : BucketedReducer(size, layers, bucket_bytes, sizeof(float)), rank_(comm.rank()), data_(data) {
     cudaPointerAttributes attr{};
     check_cuda(cudaPointerGetAttributes(&attr, data), "cudaPointerGetAttributes(gradient)", rank_);
     if (attr.type != cudaMemoryTypeDevice && attr.type != cudaMemoryTypeManaged)
       fail("the NCCL back end needs the gradient in GPU memory (this build's Kokkos keeps it on the host); "
            "use parallel.backend = \"mpi\"");
-    buckets_ = make_buckets(layers, bucket_bytes, sizeof(float));
-    std::size_t covered = 0;
-    for (const auto& [lo, hi] : buckets_) covered += hi - lo;
-    SAMA_REQUIRE(covered == size, "gradient buckets cover {} of {} elements", covered, size);
     ncclUniqueId id;
     if (rank_ == 0) check_nccl(ncclGetUniqueId(&id), "ncclGetUniqueId", rank_);
     check_mpi(MPI_Bcast(&id, sizeof(id), MPI_BYTE, 0, comm.get()), "MPI_Bcast(NCCL id)", comm.get());
@@ -54,8 +50,8 @@ class NcclReducer final : public GradientReducer {
     check_cuda(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking), "cudaStreamCreate", rank_);
     check_cuda(cudaEventCreateWithFlags(&layer_done_, cudaEventDisableTiming), "cudaEventCreate", rank_);
     check_cuda(cudaEventCreateWithFlags(&comm_done_, cudaEventDisableTiming), "cudaEventCreate", rank_);
-    pending_.assign(buckets_.size(), 0);
-    // Reference: one all-reduce of the whole buffer, timed on the host, median of 5.
+    // Reference: one all-reduce of the whole buffer, timed on the host, median of 5. It runs in place on
+    // the gradient buffer, which holds nothing yet (backward overwrites it before every use).
     std::vector<double> t;
     for (int i = 0; i < 5; ++i) {
       comm.barrier();
@@ -74,40 +70,22 @@ class NcclReducer final : public GradientReducer {
     if (comm_done_) cudaEventDestroy(comm_done_);
     if (stream_) cudaStreamDestroy(stream_);
   }
-  void begin() override {
-    next_ = 0;
-    for (std::size_t b = 0; b < buckets_.size(); ++b) pending_[b] = buckets_[b].second - buckets_[b].first;
-  }
-  void ready(std::size_t offset, std::size_t count) override {
-    std::size_t b = next_;
-    while (b < buckets_.size() && !(offset >= buckets_[b].first && offset < buckets_[b].second)) ++b;
-    SAMA_REQUIRE(b < buckets_.size(), "gradient reducer: layer at offset {} is in no bucket", offset);
-    pending_[b] -= std::min(pending_[b], count);
-    while (next_ < buckets_.size() && pending_[next_] == 0) launch(next_++);
-  }
-  void finish() override {
-    while (next_ < buckets_.size()) launch(next_++);
-    // The compute stream waits for the communication stream; the host measures what is not hidden.
-    check_cuda(cudaEventRecord(comm_done_, stream_), "cudaEventRecord", rank_);
-    Timer timer;
-    check_cuda(cudaEventSynchronize(comm_done_), "cudaEventSynchronize", rank_);
-    stats_.exposed_seconds += timer.seconds();
-    check_cuda(cudaStreamWaitEvent(compute_stream(), comm_done_, 0), "cudaStreamWaitEvent", rank_);
-    ++stats_.steps;
-  }
-  const ReducerStats& stats() const override { return stats_; }
-  std::size_t num_buckets() const override { return buckets_.size(); }
   std::string backend() const override { return "nccl"; }
 
  private:
-  void launch(std::size_t b) {
-    const auto [lo, hi] = buckets_[b];
+  void launch(std::size_t, std::size_t lo, std::size_t hi) override {
     // Order the bucket after the kernels that produced it, then reduce it on the communication stream.
     check_cuda(cudaEventRecord(layer_done_, compute_stream()), "cudaEventRecord", rank_);
     check_cuda(cudaStreamWaitEvent(stream_, layer_done_, 0), "cudaStreamWaitEvent", rank_);
     check_nccl(ncclAllReduce(data_ + lo, data_ + lo, hi - lo, ncclFloat, ncclSum, nccl_, stream_), "ncclAllReduce",
                rank_);
-    ++stats_.buckets_launched;
+  }
+  void wait_all() override {
+    // The host waits for the communication stream (what is not hidden), and the compute stream is
+    // ordered after it.
+    check_cuda(cudaEventRecord(comm_done_, stream_), "cudaEventRecord", rank_);
+    check_cuda(cudaEventSynchronize(comm_done_), "cudaEventSynchronize", rank_);
+    check_cuda(cudaStreamWaitEvent(compute_stream(), comm_done_, 0), "cudaStreamWaitEvent", rank_);
   }
 
   int rank_;
@@ -115,10 +93,6 @@ class NcclReducer final : public GradientReducer {
   ncclComm_t nccl_ = nullptr;
   cudaStream_t stream_ = nullptr;
   cudaEvent_t layer_done_ = nullptr, comm_done_ = nullptr;
-  std::vector<std::pair<std::size_t, std::size_t>> buckets_;
-  std::vector<std::size_t> pending_;
-  std::size_t next_ = 0;
-  ReducerStats stats_;
 };
 
 }  // namespace

@@ -38,6 +38,36 @@ class GradientReducer {
   double hidden_fraction() const;
 };
 
+/// The bucket bookkeeping shared by the back ends: which bucket a finished layer belongs to, when a
+/// bucket is complete (launch it), and the exposed waiting time. A back end supplies launch(), an
+/// optional progress() and wait_all().
+class BucketedReducer : public GradientReducer {
+ public:
+  void begin() final;
+  void ready(std::size_t offset, std::size_t count) final;
+  void finish() final;
+  const ReducerStats& stats() const final { return stats_; }
+  std::size_t num_buckets() const final { return buckets_.size(); }
+
+ protected:
+  BucketedReducer(std::size_t size, const std::vector<std::pair<std::size_t, std::size_t>>& layers,
+                  double bucket_bytes, std::size_t elem_size);
+  /// Start summing [lo, hi) over ranks.
+  virtual void launch(std::size_t bucket, std::size_t lo, std::size_t hi) = 0;
+  /// Drive outstanding operations (called after every ready()).
+  virtual void progress() {}
+  /// Block until every launched bucket is summed.
+  virtual void wait_all() = 0;
+  const std::vector<std::pair<std::size_t, std::size_t>>& buckets() const { return buckets_; }
+  ReducerStats stats_;
+
+ private:
+  void launch_next();
+  std::vector<std::pair<std::size_t, std::size_t>> buckets_;
+  std::vector<std::size_t> pending_;
+  std::size_t next_ = 0;
+};
+
 /// Groups layers (given as (offset, count), in the order backward completes them) into buckets of
 /// about bucket_bytes; returns contiguous [begin, end) ranges in that order. bucket_bytes <= 0 puts
 /// every layer in its own bucket.
