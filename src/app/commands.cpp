@@ -1,7 +1,9 @@
 #include "sama/app/commands.hpp"
 
 #include "sama/app/deck.hpp"
+#include "sama/app/preemption.hpp"
 #include "sama/app/trainer.hpp"
+#include "sama/core/error.hpp"
 #include "sama/comm/gradient_reducer.hpp"
 #include "sama/build_info.hpp"
 #include "sama/core/gemm.hpp"
@@ -18,11 +20,22 @@ namespace sama::app {
 int run_train(const TrainArgs& args, const comm::Communicator& comm, std::ostream& log) {
   const Deck deck = load_deck(args.deck, args.set);
   std::string out = args.out;
-  if (out.empty()) out = (std::filesystem::path("runs") / std::filesystem::path(args.deck).stem()).string();
   RunOptions opt;
+  if (args.resume == "auto") {
+    opt.resume_if_present = true;
+  } else if (!args.resume.empty()) {
+    opt.resume = true;
+    if (out.empty()) out = args.resume;
+    namespace fs = std::filesystem;
+    std::error_code ec;
+    if (!fs::exists(args.resume, ec) || !fs::equivalent(out, args.resume, ec))
+      fail("--resume '{}' must be the run directory (--out '{}') whose checkpoints continue", args.resume, out);
+  }
+  if (out.empty()) out = (std::filesystem::path("runs") / std::filesystem::path(args.deck).stem()).string();
   opt.out_dir = out;
   opt.log = &log;
   const RunResult r = train(deck, opt, comm);
+  if (r.preempted) return kExitRequeue;
   if (comm.rank() == 0)
     log << fmt::format("sama: done: final test accuracy {:.4f} (best {:.4f}), {:.0f} samples/s, peak RSS {:.1f} MB; "
                        "results in {}\n",

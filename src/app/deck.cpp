@@ -186,6 +186,7 @@ void describe(Binder& b, Deck& d) {
   b.field("train.log_interval", t.log_interval, 1, 1e12);
   b.field("train.eval_interval", t.eval_interval, 0, 1e12);
   b.field("train.eval_batch", t.eval_batch, 1, 1e7);
+  b.field("train.max_nonfinite", t.max_nonfinite, 1, 1e9);
 
   auto& m = d.meta;
   b.field("meta.method", m.method, {"none", "sama", "finite_difference"});
@@ -206,8 +207,17 @@ void describe(Binder& b, Deck& d) {
   b.field("parallel.bucket_mb", d.parallel.bucket_mb, -1.0, 1e6);
   b.field("parallel.check_replicas", d.parallel.check_replicas, 0, 1e12);
 
+  b.field("checkpoint.every_steps", d.checkpoint.every_steps, 0, 1e12);
+  b.field("checkpoint.every_minutes", d.checkpoint.every_minutes, 0.0, 1e9);
+  b.field("checkpoint.keep", d.checkpoint.keep, 1, 1e6);
+  b.field("checkpoint.wall_time_minutes", d.checkpoint.wall_time_minutes, 0.0, 1e9);
+
   b.field("debug.fail_step", d.debug.fail_step, -1, 1e12);
   b.field("debug.fail_rank", d.debug.fail_rank, -1, 1e7);
+  b.field("debug.nan_step", d.debug.nan_step, -1, 1e12);
+  b.field("debug.nan_rank", d.debug.nan_rank, -1, 1e7);
+  b.field("debug.nan_count", d.debug.nan_count, 1, 1e12);
+  b.field("debug.preempt_step", d.debug.preempt_step, -1, 1e12);
 }
 
 void apply_override(toml::table& table, const std::string& file, const std::string& spec) {
@@ -305,6 +315,35 @@ std::string to_toml(const Deck& deck) {
   os << toml::toml_formatter(table, toml::toml_formatter::default_flags & ~toml::format_flags::indentation);
   os << "\n";
   return os.str();
+}
+
+std::string resume_incompatibility(const std::string& saved_toml, const Deck& current) {
+  Deck saved;
+  try {
+    saved = parse_deck(saved_toml, "checkpoint deck");
+  } catch (const Error& e) {
+    return std::string("its deck does not parse: ") + e.what();
+  }
+  auto neutral = [](Deck d) {
+    d.file.clear();
+    d.checkpoint = CheckpointConfig{};
+    d.debug = DebugConfig{};
+    d.parallel = ParallelConfig{};
+    d.train.log_interval = TrainConfig{}.log_interval;
+    d.train.eval_interval = TrainConfig{}.eval_interval;
+    d.train.max_nonfinite = TrainConfig{}.max_nonfinite;
+    return to_toml(d);
+  };
+  const std::string a = neutral(saved), b = neutral(current);
+  if (a == b) return "";
+  // Name the first differing key, by section.
+  std::istringstream sa(a), sb(b);
+  std::string la, lb, section;
+  while (std::getline(sa, la) && std::getline(sb, lb)) {
+    if (!la.empty() && la[0] == '[') section = la;
+    if (la != lb) return fmt::format("in {} the checkpoint has '{}', the deck has '{}'", section, la, lb);
+  }
+  return "the decks differ";
 }
 
 }  // namespace sama::app

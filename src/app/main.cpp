@@ -1,5 +1,6 @@
 // sama: scalable meta learning (SAMA) as an SPMD program.
 #include "sama/app/commands.hpp"
+#include "sama/app/preemption.hpp"
 #include "sama/comm/communicator.hpp"
 #include "sama/core/error.hpp"
 #include "sama/core/gemm.hpp"
@@ -29,6 +30,9 @@ int main(int argc, char** argv) {
     train_cmd->add_option("deck", train.deck, "input deck (TOML)")->required();
     train_cmd->add_option("--out", train.out, "run directory (default: runs/<deck name>)");
     train_cmd->add_option("--set", train.set, "override a deck key: section.key=value (repeatable)");
+    train_cmd->add_option("--resume", train.resume,
+                          "continue from the newest good checkpoint of this run directory, or 'auto': "
+                          "resume --out if it holds a checkpoint, else start afresh");
     auto* info_cmd = app.add_subcommand("info", "print version and build configuration");
     sama::app::BenchArgs bench;
     auto* bench_cmd = app.add_subcommand("bench", "benchmark throughput, memory and GEMM efficiency");
@@ -43,7 +47,10 @@ int main(int argc, char** argv) {
       return code == 0 ? 0 : 2;
     }
     try {
-      if (*train_cmd) code = sama::app::run_train(train, comm, std::cout);
+      if (*train_cmd) {
+        sama::app::install_stop_handlers();  // SIGUSR1/SIGTERM: checkpoint, then exit 75 (requeue)
+        code = sama::app::run_train(train, comm, std::cout);
+      }
       else if (*info_cmd) {
         if (comm.rank() == 0) sama::app::print_info(std::cout);
       } else if (*bench_cmd) code = sama::app::run_bench(bench, comm, std::cout);

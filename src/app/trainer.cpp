@@ -8,7 +8,9 @@
 //   λ ← meta optimizer step (Adam)
 #include "sama/app/trainer.hpp"
 
+#include "sama/app/preemption.hpp"
 #include "sama/comm/gradient_reducer.hpp"
+#include "sama/io/checkpoint.hpp"
 #include "sama/core/error.hpp"
 #include "sama/core/gemm.hpp"
 #include "sama/core/timer.hpp"
@@ -17,6 +19,10 @@
 #include "sama/data/noise.hpp"
 #include "sama/data/sampler.hpp"
 #include "sama/io/run_files.hpp"
+
+#include <array>
+#include <csignal>
+#include <limits>
 #include "sama/meta/hypergradient.hpp"
 #include "sama/meta/meta_weight_net.hpp"
 #include "sama/nn/classifier.hpp"
@@ -185,7 +191,14 @@ class Trainer {
   /// Gradient of Σ_i coef_i ℓ_i over the global batch into grad_ (summed over ranks, overlapped).
   void backward_allreduce(VecU<const real> coef, VecU<const int> y);
   void check_replicas(long step);
-  void base_step(double lr);
+  /// Forward, weights and the summed gradient; returns this rank's loss sum (non-finite flags trouble).
+  double base_gradient();
+  void base_update(double lr, double loss_sum);
+  /// One small all-reduce per step: [any rank non-finite, stop requested, time checkpoint due].
+  std::array<int, 3> agree(bool nonfinite, bool stop, bool time_due);
+  void write_checkpoint(long step, const char* why);
+  void log_and_evaluate(long done, double lr, bool log_now, bool eval_now, double window_s, double elapsed_s,
+                        io::MetricsWriter& metrics);
   void meta_step();
   void evaluate(double& accuracy, double& loss);
   void accumulate_weight_stats();
@@ -231,6 +244,19 @@ class Trainer {
   double w_clean_sum_ = 0, w_noisy_sum_ = 0;
   long w_clean_n_ = 0, w_noisy_n_ = 0;
   long meta_steps_ = 0;
+  // Non-finite steps skipped (base and meta), in total and in a row.
+  long nonfinite_total_ = 0, nonfinite_run_ = 0;
+  // Results so far and timing (part of the checkpoint).
+  RunResult result_;
+  bool first_window_ = true;
+  double train_seconds_ = 0;
+  long start_step_ = 0;  // 0, or the step a checkpoint resumes from
+
+ public:
+  /// The complete state after `step` steps, for a checkpoint (collective: gathers per-rank counters).
+  io::CheckpointData snapshot(long step);
+  /// Continue from a checkpoint (same or another rank count).
+  void restore(const io::CheckpointData& c);
 };
 
 void Trainer::backward_allreduce(VecU<const real> coef, VecU<const int> y) {
@@ -239,7 +265,7 @@ void Trainer::backward_allreduce(VecU<const real> coef, VecU<const int> y) {
   reducer_->finish();
 }
 
-void Trainer::base_step(double lr) {
+double Trainer::base_gradient() {
   const std::size_t b = base_.size;
   VecU<real> losses = slice<real>(losses_, 0, b), weights = slice<real>(weights_, 0, b), coef = slice<real>(coef_, 0, b);
   model_.losses(theta_, base_.xs(), base_.ys(), losses);  // ℓ_i(θ)
@@ -247,12 +273,22 @@ void Trainer::base_step(double lr) {
   else mwn_.forward(lambda_, losses, weights, sum_);      // w_i = MWN_λ(ℓ_i), input detached
   ops::scale<real>(weights, static_cast<real>(1.0 / static_cast<double>(batch_size_)), coef);  // L = (1/B) Σ w_i ℓ_i
   backward_allreduce(coef, base_.ys());                   // g = ∂L_base/∂θ, summed over ranks
-  const double loss_sum = ops::sum<real>(losses);
-  if (!ops::all_finite<real>(grad_)) fail("non-finite base gradient");
+  return ops::sum<real>(losses);
+}
+
+void Trainer::base_update(double lr, double loss_sum) {
   base_opt_->step(theta_, grad_, lr);                     // θ ← θ − u(g); keeps what D needs
   window_base_loss_ += loss_sum;
   ++window_steps_;
   accumulate_weight_stats();
+}
+
+std::array<int, 3> Trainer::agree(bool nonfinite, bool stop, bool time_due) {
+  std::array<int, 3> f{nonfinite ? 1 : 0, stop ? 1 : 0, time_due ? 1 : 0};
+  if (comm_.size() > 1)
+    comm::check_mpi(MPI_Allreduce(MPI_IN_PLACE, f.data(), 3, MPI_INT, MPI_MAX, comm_.get()), "MPI_Allreduce(control)",
+                    comm_.get());
+  return f;
 }
 
 void Trainer::meta_step() {
@@ -281,12 +317,130 @@ void Trainer::meta_step() {
   // base step, and its backward sums the λ-gradient over ranks (one all-reduce).
   ops::scale<real>(delta, static_cast<real>(-1.0 / static_cast<double>(batch_size_)), delta);
   mwn_.backward(lambda_, delta, lambda_grad_, sum_);
-  if (!ops::all_finite<real>(lambda_grad_)) fail("non-finite hypergradient");
+  // The λ-gradient is summed over ranks, so every rank takes the same decision.
+  if (!ops::all_finite<real>(lambda_grad_) || !std::isfinite(meta_loss_sum)) {
+    ++nonfinite_total_;
+    return;
+  }
   meta_opt_->step(lambda_, lambda_grad_, deck_.meta.lr);
   window_meta_loss_ += meta_loss_sum;
   window_eps_ += probe.epsilon;
   ++window_meta_steps_;
   ++meta_steps_;
+}
+
+// ------------------------------------------------------------------------------------ checkpoints
+
+namespace {
+/// Per-rank window counters, in a fixed order.
+constexpr int kWindowFields = 9;
+template <class V>
+std::vector<float> to_floats(const V& v) {
+  auto h = Kokkos::create_mirror_view_and_copy(HostSpace(), v);
+  return std::vector<float>(h.data(), h.data() + h.extent(0));
+}
+template <class V>
+void from_floats(const std::vector<float>& x, const V& v, const std::string& what, const std::string& source) {
+  if (x.size() != v.extent(0))
+    fail("checkpoint '{}': '{}' has {} values, this run needs {} (a different model?)", source, what, x.size(),
+         v.extent(0));
+  auto h = Kokkos::create_mirror_view(v);
+  std::copy(x.begin(), x.end(), h.data());
+  Kokkos::deep_copy(v, h);
+}
+}  // namespace
+
+io::CheckpointData Trainer::snapshot(long step) {
+  io::CheckpointData c;
+  c.step = step;
+  c.ranks = comm_.size();
+  c.deck = to_toml(deck_);
+  c.floats["theta"] = to_floats(theta_);
+  c.floats["lambda"] = to_floats(lambda_);
+  auto save_opt = [&](const std::string& prefix, const optim::Optimizer<real>& o) {
+    for (const auto& [name, v] : o.state()) c.floats[prefix + "." + name] = to_floats(v);
+    c.ints[prefix + ".steps"] = {o.steps()};
+    c.doubles[prefix + ".last_lr"] = {o.last_lr()};
+  };
+  save_opt("base_optimizer", *base_opt_);
+  save_opt("meta_optimizer", *meta_opt_);
+  c.ints["sampler"] = {sampler_.epoch(), static_cast<std::int64_t>(sampler_.position()), meta_sampler_.epoch(),
+                       static_cast<std::int64_t>(meta_sampler_.position())};
+  c.ints["counters"] = {meta_steps_, nonfinite_total_, nonfinite_run_, first_window_ ? 1 : 0, window_steps_,
+                        window_meta_steps_};
+  const RunResult& r = result_;
+  c.doubles["results"] = {r.final_test_accuracy, r.best_test_accuracy, r.final_test_loss,  r.final_train_loss,
+                          r.first_train_loss,    r.mean_weight_clean,  r.mean_weight_noisy, train_seconds_};
+  // Window accumulators differ per rank: gather them so that a resume at the same rank count is bitwise.
+  const double mine[kWindowFields] = {window_base_loss_, window_meta_loss_, window_eps_, w_clean_sum_,
+                                      double(w_clean_n_),  w_noisy_sum_,      double(w_noisy_n_), 0, 0};
+  std::vector<double> all(static_cast<std::size_t>(kWindowFields * comm_.size()));
+  comm::check_mpi(MPI_Gather(mine, kWindowFields, MPI_DOUBLE, all.data(), kWindowFields, MPI_DOUBLE, 0, comm_.get()),
+                  "MPI_Gather(checkpoint counters)", comm_.get());
+  c.doubles["rank_windows"] = all;
+  return c;
+}
+
+void Trainer::restore(const io::CheckpointData& c) {
+  const std::string& src = c.source;
+  from_floats(c.f("theta"), theta_, "theta", src);
+  from_floats(c.f("lambda"), lambda_, "lambda", src);
+  auto load_opt = [&](const std::string& prefix, optim::Optimizer<real>& o) {
+    for (const auto& [name, v] : o.state()) from_floats(c.f(prefix + "." + name), v, prefix + "." + name, src);
+    o.set_steps(static_cast<long>(c.i(prefix + ".steps", 1)[0]));
+    o.set_last_lr(c.d(prefix + ".last_lr", 1)[0]);
+  };
+  load_opt("base_optimizer", *base_opt_);
+  load_opt("meta_optimizer", *meta_opt_);
+  const auto& smp = c.i("sampler", 4);
+  sampler_.seek(smp[0], static_cast<std::size_t>(smp[1]));
+  meta_sampler_.seek(smp[2], static_cast<std::size_t>(smp[3]));
+  const auto& k = c.i("counters", 6);
+  meta_steps_ = k[0];
+  nonfinite_total_ = k[1];
+  nonfinite_run_ = k[2];
+  first_window_ = k[3] != 0;
+  window_steps_ = k[4];
+  window_meta_steps_ = k[5];
+  const auto& res = c.d("results", 8);
+  result_.final_test_accuracy = res[0];
+  result_.best_test_accuracy = res[1];
+  result_.final_test_loss = res[2];
+  result_.final_train_loss = res[3];
+  result_.first_train_loss = res[4];
+  result_.mean_weight_clean = res[5];
+  result_.mean_weight_noisy = res[6];
+  train_seconds_ = res[7];
+  // Same rank count: each rank takes its own window counters back. Another rank count: rank 0 takes the
+  // totals (the logged window means are then equal up to summation order).
+  const auto& win = c.d("rank_windows", static_cast<std::size_t>(kWindowFields * c.ranks));
+  double mine[kWindowFields] = {};
+  if (c.ranks == comm_.size()) {
+    std::copy_n(win.begin() + kWindowFields * comm_.rank(), kWindowFields, mine);
+  } else if (comm_.rank() == 0) {
+    for (int r = 0; r < c.ranks; ++r)
+      for (int f = 0; f < kWindowFields; ++f) mine[f] += win[static_cast<std::size_t>(kWindowFields * r + f)];
+  }
+  window_base_loss_ = mine[0];
+  window_meta_loss_ = mine[1];
+  window_eps_ = mine[2];
+  w_clean_sum_ = mine[3];
+  w_clean_n_ = static_cast<long>(mine[4]);
+  w_noisy_sum_ = mine[5];
+  w_noisy_n_ = static_cast<long>(mine[6]);
+  start_step_ = c.step;
+  result_.resumed_from = c.step;
+}
+
+void Trainer::write_checkpoint(long step, const char* why) {
+  Timer t;
+  io::CheckpointData c = snapshot(step);  // collective
+  std::string path;
+  if (comm_.rank() == 0)
+    path = io::write_checkpoint(io::checkpoint_dir(opt_.out_dir), c, static_cast<int>(deck_.checkpoint.keep));
+  // No rank goes on before the checkpoint is committed (a failure on rank 0 aborts the job).
+  comm_.barrier();
+  say("checkpoint at step {} ({}): {} in {:.2f} s", step, why, path, t.seconds());
 }
 
 void Trainer::check_replicas(long step) {
@@ -382,17 +536,73 @@ void Trainer::write_sample_table(const std::string& path) {
                                           "un-normalised (1 for method none)"}});
 }
 
+void Trainer::log_and_evaluate(long done, double lr, bool log_now, bool eval_now, double window_s, double elapsed_s,
+                               io::MetricsWriter& metrics) {
+  RunResult& r = result_;
+  std::map<std::string, double> row{{"step", double(done)}, {"epoch", double(done) / sampler_.batches_per_epoch()},
+                                    {"lr", lr}, {"elapsed_s", elapsed_s}};
+  if (log_now) {
+    const double sps = double(window_steps_ * batch_size_) / std::max(window_s, 1e-9);
+    // Window statistics summed over ranks (each rank saw its shard of every batch).
+    double w[7] = {window_base_loss_, window_meta_loss_, window_eps_, w_clean_sum_, double(w_clean_n_),
+                   w_noisy_sum_, double(w_noisy_n_)};
+    comm_.allreduce_sum(w, 7);
+    const double base_loss = window_steps_ ? w[0] / (double(window_steps_) * double(batch_size_)) : NAN;
+    const double meta_loss = window_meta_steps_ ? w[1] / (double(window_meta_steps_) * double(meta_batch_size_)) : NAN;
+    const double eps = window_meta_steps_ ? w[2] / (double(window_meta_steps_) * comm_.size()) : NAN;
+    const double wc = w[4] > 0 ? w[3] / w[4] : NAN, wn = w[6] > 0 ? w[5] / w[6] : NAN;
+    const double eta = double(total_steps_ - done) * batch_size_ / std::max(sps, 1e-9);
+    row.insert({{"base_loss", base_loss}, {"meta_loss", meta_loss}, {"weight_clean", wc}, {"weight_noisy", wn},
+                {"epsilon", eps}, {"samples_per_s", sps}, {"nonfinite_steps", double(nonfinite_total_)}});
+    std::string comm_note;
+    if (comm_.size() > 1) {
+      row["comm_hidden"] = reducer_->hidden_fraction();
+      comm_note = fmt::format(" | comm hidden {:.0f}%", 100 * reducer_->hidden_fraction());
+    }
+    say("step {}/{} ({:.0f}%) epoch {:.2f} | lr {:.3g} | base loss {:.4f} | meta loss {:.4f} | weight clean {:.3f} "
+        "noisy {:.3f} | {:.0f} samples/s{} | ETA {}",
+        done, total_steps_, 100.0 * done / total_steps_, row["epoch"], lr, base_loss, meta_loss, wc, wn, sps,
+        comm_note, format_duration(eta));
+    if (first_window_) r.first_train_loss = base_loss;
+    first_window_ = false;
+    r.final_train_loss = base_loss;
+    r.mean_weight_clean = wc;
+    r.mean_weight_noisy = wn;
+    window_base_loss_ = window_meta_loss_ = window_eps_ = 0;
+    window_steps_ = window_meta_steps_ = 0;
+    w_clean_sum_ = w_noisy_sum_ = 0;
+    w_clean_n_ = w_noisy_n_ = 0;
+  }
+  if (eval_now) {
+    double acc = 0, loss = 0;
+    evaluate(acc, loss);
+    r.final_test_accuracy = acc;
+    r.final_test_loss = loss;
+    r.best_test_accuracy = std::max(r.best_test_accuracy, acc);
+    row["test_accuracy"] = acc;
+    row["test_loss"] = loss;
+    say("eval at step {} epoch {:.2f}: test accuracy {:.4f} (best {:.4f}), test loss {:.4f}", done, row["epoch"], acc,
+        r.best_test_accuracy, loss);
+  }
+  if (metrics.is_open()) metrics.row(row);
+}
+
 RunResult Trainer::run() {
-  RunResult r;
-  r.method = deck_.meta.method;
-  r.ranks = comm_.size();
+  result_.method = deck_.meta.method;
+  result_.ranks = comm_.size();
   const bool write = !opt_.out_dir.empty() && comm_.rank() == 0;  // rank 0 writes the shared files
   namespace fs = std::filesystem;
   io::MetricsWriter metrics;
-  if (write)
-    metrics = io::MetricsWriter((fs::path(opt_.out_dir) / "metrics.csv").string(),
-                                {"step", "epoch", "lr", "base_loss", "meta_loss", "weight_clean", "weight_noisy",
-                                 "epsilon", "samples_per_s", "comm_hidden", "test_accuracy", "test_loss", "elapsed_s"});
+  if (write) {
+    const std::string path = (fs::path(opt_.out_dir) / "metrics.csv").string();
+    const std::vector<std::string> columns{"step",        "epoch",         "lr",          "base_loss",
+                                           "meta_loss",   "weight_clean",  "weight_noisy", "epsilon",
+                                           "samples_per_s", "comm_hidden", "nonfinite_steps", "test_accuracy",
+                                           "test_loss",   "elapsed_s"};
+    // A resumed run keeps the rows up to its checkpoint and appends after them.
+    if (start_step_ > 0) io::truncate_metrics(path, start_step_);
+    metrics = io::MetricsWriter(path, columns, start_step_ > 0);
+  }
   say("sama: {} on {} ({} train, {} meta, {} test samples, {} features, {} classes), noise {} {:.2f}",
       deck_.meta.method, data_.train.source, data_.split.train_ids.size(), data_.split.meta_ids.size(),
       data_.test.n, data_.train.features(), data_.train.num_classes, deck_.data.noise_type, deck_.data.noise_rate);
@@ -407,101 +617,99 @@ RunResult Trainer::run() {
 
   GemmRecorder gemm_count;
   gemm_count.keep_calls(opt_.record_gemm_calls);
-  Timer train_timer, window_timer, wall;
-  double train_seconds = 0;
-  bool first_window = true;
-  for (long step = 0; step < total_steps_; ++step) {
+  Timer train_timer, window_timer, wall, since_checkpoint;
+  const auto& ck = deck_.checkpoint;
+  const bool checkpoints = !opt_.out_dir.empty();
+  for (long step = start_step_; step < total_steps_; ++step) {
     if (step == opt_.untimed_steps && step > 0) {  // the timed part starts here
       gemm_count.reset();
-      train_seconds = 0;
+      train_seconds_ = 0;
       train_timer.reset();
     }
     const double lr = optim::learning_rate(schedule_, deck_.optimizer.lr, step);
     const char* phase = "base step";
+    const long done = step + 1;
+    std::array<int, 3> control{};
     try {
       if (step == deck_.debug.fail_step && comm_.rank() == deck_.debug.fail_rank)
         fail("failure injected by debug.fail_step/debug.fail_rank");
       base_ids_ = &sampler_.next();
       base_.load(data_.train, data_.norm, data_.labels.observed, base_ids_->data(), base_ids_->size());
-      base_step(lr);
-      if (meta_due(step)) {
-        phase = "meta step";
-        const auto& meta_ids = meta_sampler_.next();
-        meta_.load(data_.train, data_.norm, data_.train.labels, meta_ids.data(), meta_ids.size());
-        meta_step();
+      double loss_sum = base_gradient();
+      if (comm_.rank() == deck_.debug.nan_rank && step >= deck_.debug.nan_step &&
+          step < deck_.debug.nan_step + deck_.debug.nan_count)
+        loss_sum = std::numeric_limits<double>::quiet_NaN();
+      // Every rank learns whether any rank saw a non-finite loss or gradient, and whether a stop or a
+      // timed checkpoint is due (decided on rank 0's clock), in one small all-reduce.
+      const bool bad = !std::isfinite(loss_sum) || !ops::all_finite<real>(grad_);
+      const double budget_s = 60.0 * ck.wall_time_minutes;
+      const bool stop = stop_signal() != 0 || step == deck_.debug.preempt_step ||
+                        (budget_s > 0 && comm_.rank() == 0 && wall.seconds() >= budget_s);
+      const bool time_due = ck.every_minutes > 0 && comm_.rank() == 0 && since_checkpoint.seconds() >= 60.0 * ck.every_minutes;
+      control = agree(bad, stop, time_due);
+      if (control[0]) {
+        ++nonfinite_total_;
+        ++nonfinite_run_;
+        say("step {}: non-finite loss or gradient on some rank: step skipped ({} in a row, {} in total)", step,
+            nonfinite_run_, nonfinite_total_);
+        if (nonfinite_run_ >= deck_.train.max_nonfinite)
+          fail("{} consecutive steps with a non-finite loss or gradient (train.max_nonfinite = {}); stopping",
+               nonfinite_run_, deck_.train.max_nonfinite);
+      } else {
+        nonfinite_run_ = 0;
+        base_update(lr, loss_sum);
+        if (meta_due(step)) {
+          phase = "meta step";
+          const auto& meta_ids = meta_sampler_.next();
+          meta_.load(data_.train, data_.norm, data_.train.labels, meta_ids.data(), meta_ids.size());
+          meta_step();
+        }
       }
-      if (deck_.parallel.check_replicas > 0 && (step + 1) % deck_.parallel.check_replicas == 0) {
+      if (deck_.parallel.check_replicas > 0 && done % deck_.parallel.check_replicas == 0) {
         phase = "replica check";
-        check_replicas(step + 1);
+        check_replicas(done);
       }
     } catch (const std::exception& e) {
       fail("step {} ({}): {}", step, phase, e.what());
     }
-    const long done = step + 1;
     const bool log_now = done % deck_.train.log_interval == 0 || done == total_steps_;
     const bool eval_now = done % eval_interval_ == 0 || done == total_steps_;
-    if (!log_now && !eval_now) continue;
-
-    train_seconds += train_timer.seconds();
-    std::map<std::string, double> row{{"step", double(done)}, {"epoch", double(done) / sampler_.batches_per_epoch()},
-                                      {"lr", lr}, {"elapsed_s", wall.seconds()}};
-    if (log_now) {
-      const double window_s = window_timer.seconds();
-      const double sps = double(window_steps_ * batch_size_) / std::max(window_s, 1e-9);
-      // Window statistics summed over ranks (each rank saw its shard of every batch).
-      double w[7] = {window_base_loss_, window_meta_loss_, window_eps_, w_clean_sum_, double(w_clean_n_),
-                     w_noisy_sum_, double(w_noisy_n_)};
-      comm_.allreduce_sum(w, 7);
-      const double base_loss = w[0] / (double(std::max<long>(window_steps_, 1)) * double(batch_size_));
-      const double meta_loss = window_meta_steps_ ? w[1] / (double(window_meta_steps_) * double(meta_batch_size_)) : NAN;
-      const double eps = window_meta_steps_ ? w[2] / (double(window_meta_steps_) * comm_.size()) : NAN;
-      const double wc = w[4] > 0 ? w[3] / w[4] : NAN, wn = w[6] > 0 ? w[5] / w[6] : NAN;
-      const double eta = double(total_steps_ - done) * batch_size_ / std::max(sps, 1e-9);
-      row.insert({{"base_loss", base_loss}, {"meta_loss", meta_loss}, {"weight_clean", wc}, {"weight_noisy", wn},
-                  {"epsilon", eps}, {"samples_per_s", sps}});
-      std::string comm_note;
-      if (comm_.size() > 1) {
-        row["comm_hidden"] = reducer_->hidden_fraction();
-        comm_note = fmt::format(" | comm hidden {:.0f}%", 100 * reducer_->hidden_fraction());
-      }
-      say("step {}/{} ({:.0f}%) epoch {:.2f} | lr {:.3g} | base loss {:.4f} | meta loss {:.4f} | weight clean {:.3f} "
-          "noisy {:.3f} | {:.0f} samples/s{} | ETA {}",
-          done, total_steps_, 100.0 * done / total_steps_, row["epoch"], lr, base_loss, meta_loss, wc, wn, sps,
-          comm_note, format_duration(eta));
-      if (first_window) r.first_train_loss = base_loss;
-      first_window = false;
-      r.final_train_loss = base_loss;
-      r.mean_weight_clean = wc;
-      r.mean_weight_noisy = wn;
-      window_base_loss_ = window_meta_loss_ = window_eps_ = 0;
-      window_steps_ = window_meta_steps_ = 0;
-      w_clean_sum_ = w_noisy_sum_ = 0;
-      w_clean_n_ = w_noisy_n_ = 0;
+    if (log_now || eval_now) {
+      train_seconds_ += train_timer.seconds();
+      log_and_evaluate(done, lr, log_now, eval_now, window_timer.seconds(), wall.seconds(), metrics);
+      window_timer.reset();
+      train_timer.reset();
     }
-    if (eval_now) {
-      double acc = 0, loss = 0;
-      evaluate(acc, loss);
-      r.final_test_accuracy = acc;
-      r.final_test_loss = loss;
-      r.best_test_accuracy = std::max(r.best_test_accuracy, acc);
-      row["test_accuracy"] = acc;
-      row["test_loss"] = loss;
-      say("eval at step {} epoch {:.2f}: test accuracy {:.4f} (best {:.4f}), test loss {:.4f}", done, row["epoch"], acc,
-          r.best_test_accuracy, loss);
+    // Checkpoints: on a stop request (then exit asking for a requeue), every N steps, every M minutes.
+    const bool stop_now = control[1] != 0 && done < total_steps_;
+    if (checkpoints && (stop_now || control[2] || (ck.every_steps > 0 && done % ck.every_steps == 0 && done < total_steps_))) {
+      train_seconds_ += train_timer.seconds();
+      write_checkpoint(done, stop_now ? "stop requested" : "scheduled");
+      since_checkpoint.reset();
+      train_timer.reset();
     }
-    if (write) metrics.row(row);
-    window_timer.reset();
-    train_timer.reset();
+    if (stop_now) {
+      result_.preempted = true;
+      result_.steps = done;
+      say("sama: stopped at step {} on request ({}); checkpoint committed {:.2f} s after the request; exit code {} "
+          "asks for a requeue",
+          done, stop_signal() ? "signal" : step == deck_.debug.preempt_step ? "debug.preempt_step" : "wall-time budget",
+          seconds_since_stop_signal(), kExitRequeue);
+      result_.stop_to_checkpoint_seconds = seconds_since_stop_signal();
+      return result_;
+    }
   }
+  RunResult& r = result_;
   r.steps = total_steps_;
   r.meta_steps = meta_steps_;
+  r.nonfinite_steps = nonfinite_total_;
   r.comm_hidden_fraction = comm_.size() > 1 ? reducer_->hidden_fraction() : 0.0;
   r.comm_exposed_seconds = reducer_->stats().exposed_seconds;
   r.gemm_flops = gemm_count.flops();
   r.gemm_calls = gemm_count.calls();
-  r.train_seconds = train_seconds;
-  const long timed = total_steps_ - std::min(opt_.untimed_steps, total_steps_ - 1);
-  r.samples_per_second = double(timed) * double(batch_size_) / std::max(train_seconds, 1e-9);
+  r.train_seconds = train_seconds_;
+  const long timed = total_steps_ - std::max(start_step_, std::min(opt_.untimed_steps, total_steps_ - 1));
+  r.samples_per_second = double(timed) * double(batch_size_) / std::max(train_seconds_, 1e-9);
   if (write && opt_.final_weights) write_sample_table((fs::path(opt_.out_dir) / "weights.h5").string());
   if (opt_.keep_parameters) {
     auto th = Kokkos::create_mirror_view_and_copy(HostSpace(), theta_);
@@ -530,11 +738,35 @@ RunResult train(const Deck& deck, const RunOptions& options, const comm::Communi
     fail("{}: meta.batch_size = {} exceeds the meta set of {} samples", deck.file, deck.meta.batch_size,
          data.split.meta_ids.size());
   Trainer trainer(deck, options, comm, std::move(data));
+  bool resuming = false;
+  if (options.resume || options.resume_if_present) {
+    if (options.out_dir.empty()) fail("resuming needs the run directory (--out)");
+    if (fs::exists(fs::path(options.out_dir) / "summary.json"))
+      fail("run directory '{}' holds a completed run (summary.json): nothing to resume", options.out_dir);
+    // Every rank reads the checkpoint itself (read-only) and takes the same decision.
+    const auto found = io::find_checkpoint(io::checkpoint_dir(options.out_dir));
+    if (found) {
+      for (const auto& problem : found->rejected)
+        if (comm.rank() == 0 && options.log) *options.log << "sama: skipping damaged checkpoint: " << problem << "\n";
+      const std::string why = resume_incompatibility(found->data.deck, deck);
+      if (!why.empty())
+        fail("checkpoint '{}' does not match deck '{}': {}", found->data.source, deck.file, why);
+      trainer.restore(found->data);
+      resuming = true;
+      if (comm.rank() == 0 && options.log)
+        *options.log << fmt::format("sama: resuming from {} (step {}, written by {} rank(s))\n", found->data.source,
+                                    found->data.step, found->data.ranks);
+    } else if (options.resume) {
+      fail("no checkpoint to resume from in '{}'", io::checkpoint_dir(options.out_dir));
+    }
+  }
   if (!options.out_dir.empty() && comm.rank() == 0) {
-    io::prepare_run_dir(options.out_dir, {deck.file, deck.data.train_file, deck.data.test_file});
+    io::prepare_run_dir(options.out_dir, {deck.file, deck.data.train_file, deck.data.test_file}, resuming);
     io::write_file_atomic((fs::path(options.out_dir) / "deck.resolved.toml").string(), to_toml(deck));
   }
+  comm.barrier();  // the run directory exists before any rank writes a checkpoint
   RunResult r = trainer.run();
+  if (r.preempted) return r;  // a checkpoint, no summary: the run is not complete
   if (!options.out_dir.empty() && comm.rank() == 0) {
     io::JsonObject j;
     j.set("final_test_accuracy", r.final_test_accuracy);
@@ -553,6 +785,8 @@ RunResult train(const Deck& deck, const RunOptions& options, const comm::Communi
     j.set("seed", deck.train.seed);
     j.set("comm_hidden_fraction", r.comm_hidden_fraction);
     j.set("comm_exposed_seconds", r.comm_exposed_seconds);
+    j.set("nonfinite_steps", r.nonfinite_steps);
+    j.set("resumed_from_step", r.resumed_from);
     j.set("deck", deck.file);
     io::write_file_atomic((fs::path(options.out_dir) / "summary.json").string(), j.str());
   }

@@ -212,8 +212,9 @@ H5Handle create_group(hid_t loc, const std::string& name) {
     return check_id(H5Gopen2(loc, name.c_str(), H5P_DEFAULT), "opening group '" + name + "'", file);
   H5Handle lcpl = check_id(H5Pcreate(H5P_LINK_CREATE), "creating a property list", file);
   check(H5Pset_create_intermediate_group(lcpl, 1), "setting a property list", file);
-  return check_id(H5Gcreate2(loc, name.c_str(), lcpl, H5P_DEFAULT, H5P_DEFAULT),
-                  "creating group '" + name + "'", file);
+  H5Handle gcpl = check_id(H5Pcreate(H5P_GROUP_CREATE), "creating a property list", file);
+  check(H5Pset_obj_track_times(gcpl, 0), "setting a property list", file);
+  return check_id(H5Gcreate2(loc, name.c_str(), lcpl, gcpl, H5P_DEFAULT), "creating group '" + name + "'", file);
 }
 
 std::vector<hsize_t> dataset_dims(hid_t dset) {
@@ -240,7 +241,8 @@ hid_t native_type() {
 }
 
 template <class T>
-void write_dataset(hid_t loc, const std::string& name, const T* data, const std::vector<hsize_t>& dims) {
+void write_dataset(hid_t loc, const std::string& name, const T* data, const std::vector<hsize_t>& dims,
+                   bool checksummed) {
   ScopedErrorSilence quiet;
   const std::string file = file_name(loc);
   const std::string what = "dataset '" + name + "'";
@@ -252,7 +254,18 @@ void write_dataset(hid_t loc, const std::string& name, const T* data, const std:
                                   "creating a dataspace for " + what, file);
   H5Handle lcpl = check_id(H5Pcreate(H5P_LINK_CREATE), "creating a property list", file);
   check(H5Pset_create_intermediate_group(lcpl, 1), "setting a property list", file);
-  H5Handle dset = check_id(H5Dcreate2(loc, name.c_str(), native_type<T>(), space, lcpl, H5P_DEFAULT, H5P_DEFAULT),
+  H5Handle dcpl = check_id(H5Pcreate(H5P_DATASET_CREATE), "creating a property list", file);
+  // No modification times in the file: the same data give the same bytes (bitwise-comparable outputs).
+  check(H5Pset_obj_track_times(dcpl, 0), "setting a property list", file);
+  if (checksummed && !dims.empty() && count > 0) {
+    std::vector<hsize_t> chunk(dims);
+    // Chunks of at most 2^16 elements along the first dimension (whole rows).
+    const hsize_t row = count / dims[0];
+    chunk[0] = std::max<hsize_t>(1, std::min<hsize_t>(dims[0], (hsize_t(1) << 16) / std::max<hsize_t>(row, 1)));
+    check(H5Pset_chunk(dcpl, static_cast<int>(chunk.size()), chunk.data()), "setting chunks for " + what, file);
+    check(H5Pset_fletcher32(dcpl), "setting the Fletcher32 filter for " + what, file);
+  }
+  H5Handle dset = check_id(H5Dcreate2(loc, name.c_str(), native_type<T>(), space, lcpl, dcpl, H5P_DEFAULT),
                            "creating " + what, file);
   if (count > 0) {
     if (data == nullptr) fail("{}: writing {}: no data given for {} values", file, what, count);
@@ -341,7 +354,7 @@ std::string read_string_attribute(hid_t obj, const std::string& name) {
 
 #define SAMA_H5_INSTANTIATE(T)                                                                       \
   template hid_t native_type<T>();                                                                   \
-  template void write_dataset<T>(hid_t, const std::string&, const T*, const std::vector<hsize_t>&); \
+  template void write_dataset<T>(hid_t, const std::string&, const T*, const std::vector<hsize_t>&, bool); \
   template std::vector<T> read_dataset<T>(hid_t, const std::string&, std::vector<hsize_t>*,          \
                                           std::size_t);                                              \
   template void write_attribute<T>(hid_t, const std::string&, T);                                    \

@@ -28,7 +28,7 @@ void fsync_path(const std::string& path, bool directory) {
 }
 }  // namespace
 
-void prepare_run_dir(const std::string& dir, const std::vector<std::string>& inputs) {
+void prepare_run_dir(const std::string& dir, const std::vector<std::string>& inputs, bool resuming) {
   std::error_code ec;
   if (fs::exists(dir, ec) && !fs::is_directory(dir, ec))
     fail("output directory '{}' exists and is not a directory", dir);
@@ -45,7 +45,9 @@ void prepare_run_dir(const std::string& dir, const std::vector<std::string>& inp
   }
   fs::create_directories(dir, ec);
   if (ec) fail("cannot create output directory '{}': {}", dir, ec.message());
+  if (resuming) return;  // keep metrics.csv (truncated to the checkpoint later) and the checkpoints
   for (const char* name : kOutputs) fs::remove(fs::path(dir) / name, ec);
+  fs::remove_all(fs::path(dir) / "checkpoints", ec);
 }
 
 void commit_file(const std::string& tmp_path, const std::string& path) {
@@ -68,12 +70,40 @@ void write_file_atomic(const std::string& path, const std::string& content) {
   commit_file(tmp, path);
 }
 
-MetricsWriter::MetricsWriter(const std::string& path, std::vector<std::string> columns)
-    : path_(path), columns_(std::move(columns)), out_(path, std::ios::trunc) {
-  if (!out_) fail("cannot create metrics file '{}': {}", path, std::strerror(errno));
-  for (std::size_t i = 0; i < columns_.size(); ++i) out_ << (i ? "," : "") << columns_[i];
-  out_ << "\n";
+MetricsWriter::MetricsWriter(const std::string& path, std::vector<std::string> columns, bool append)
+    : path_(path), columns_(std::move(columns)) {
+  std::string header;
+  for (std::size_t i = 0; i < columns_.size(); ++i) header += (i ? "," : "") + columns_[i];
+  if (append) {
+    std::ifstream in(path);
+    std::string first;
+    if (!in || !std::getline(in, first)) fail("cannot continue metrics file '{}': it is missing or empty", path);
+    if (first != header) fail("cannot continue metrics file '{}': its columns differ from this version's", path);
+    out_.open(path, std::ios::app);
+  } else {
+    out_.open(path, std::ios::trunc);
+  }
+  if (!out_) fail("cannot open metrics file '{}': {}", path, std::strerror(errno));
+  if (!append) out_ << header << "\n";
   out_.flush();
+}
+
+void truncate_metrics(const std::string& path, long max_step) {
+  std::ifstream in(path);
+  if (!in) fail("cannot read metrics file '{}' to continue it: {}", path, std::strerror(errno));
+  std::string line, out;
+  if (!std::getline(in, line)) fail("metrics file '{}' is empty", path);
+  out = line + "\n";
+  const auto columns = std::count(out.begin(), out.end(), ',');
+  while (std::getline(in, line)) {
+    if (std::count(line.begin(), line.end(), ',') != columns) break;  // a torn last line from a killed writer
+    try {
+      if (std::stol(line.substr(0, line.find(','))) <= max_step) out += line + "\n";
+    } catch (const std::exception&) {
+      break;
+    }
+  }
+  write_file_atomic(path, out);
 }
 
 void MetricsWriter::row(const std::map<std::string, double>& values) {

@@ -12,8 +12,9 @@ struct TrainArgs {
   std::string deck;
   std::string out;  // "" = runs/<deck stem>
   std::vector<std::string> set;
+  std::string resume;  // "" (fresh run), a run directory, or "auto" (resume --out if it has a checkpoint)
 };
-/// `sama train`: returns the process exit code.
+/// `sama train`: returns the process exit code (0, or kExitRequeue after a stop on request).
 int run_train(const TrainArgs& args, const comm::Communicator& comm, std::ostream& log);
 
 /// `sama info`: version, commit, Kokkos, BLAS, MPI, HDF5, CUDA support.

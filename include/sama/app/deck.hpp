@@ -38,6 +38,7 @@ struct TrainConfig {
   long log_interval = 200;   // progress line every N steps
   long eval_interval = 0;    // test accuracy every N steps; 0 = once per epoch
   long eval_batch = 1000;
+  long max_nonfinite = 10;   // consecutive steps with a non-finite loss/gradient before the run stops
 };
 
 struct OptimizerDeck {
@@ -69,9 +70,20 @@ struct ParallelConfig {
   long check_replicas = 0;      // every N steps verify θ and λ are identical on all ranks (0 = never)
 };
 
+struct CheckpointConfig {
+  long every_steps = 0;         // write a checkpoint every N steps (0 = by steps never)
+  double every_minutes = 0;     // ... and/or every M minutes of wall time (0 = never)
+  long keep = 2;                // newest checkpoints kept (the previous good one survives a bad write)
+  double wall_time_minutes = 0; // budget: checkpoint and exit with code 75 ("requeue me") when spent
+};
+
 struct DebugConfig {
   long fail_step = -1;          // inject a failure at this step ... (tests of the error path)
   long fail_rank = -1;          // ... on this rank (-1 = none)
+  long nan_step = -1;           // make the loss non-finite at this step ...
+  long nan_rank = -1;           // ... on this rank
+  long nan_count = 1;           // ... for this many consecutive steps
+  long preempt_step = -1;       // behave as if SIGUSR1 arrived during this step
 };
 
 struct Deck {
@@ -83,6 +95,7 @@ struct Deck {
   TrainConfig train;
   MetaConfig meta;
   ParallelConfig parallel;
+  CheckpointConfig checkpoint;
   DebugConfig debug;
 };
 
@@ -93,5 +106,8 @@ Deck load_deck(const std::string& path, const std::vector<std::string>& override
 Deck parse_deck(const std::string& text, const std::string& name, const std::vector<std::string>& overrides = {});
 /// The resolved deck (every key, defaults filled) as TOML text.
 std::string to_toml(const Deck& deck);
+/// Why a checkpoint written under deck `saved` cannot continue under `current` ("" if it can): any
+/// difference outside [checkpoint], [debug], [parallel] and the logging intervals.
+std::string resume_incompatibility(const std::string& saved_toml, const Deck& current);
 
 }  // namespace sama::app

@@ -17,6 +17,8 @@ struct RunOptions {
   long untimed_steps = 0;       // leave the first N steps out of the throughput and GEMM counts
   bool record_gemm_calls = false;
   bool keep_parameters = false; // return the final θ and λ in RunResult (tests)
+  bool resume = false;          // continue from the newest good checkpoint in out_dir/checkpoints
+  bool resume_if_present = false; // ... only if there is one (--resume auto); otherwise start afresh
 };
 
 struct RunResult {
@@ -39,6 +41,10 @@ struct RunResult {
   double comm_hidden_fraction = 0;  // share of gradient communication hidden behind backward (P > 1)
   double comm_exposed_seconds = 0;  // time spent waiting for gradient all-reduces
   std::vector<float> theta, lambda;  // with RunOptions::keep_parameters
+  bool preempted = false;            // stopped early on request with a committed checkpoint
+  double stop_to_checkpoint_seconds = 0;  // from the stop signal to the committed checkpoint
+  long nonfinite_steps = 0;          // steps skipped for a non-finite loss, gradient or hypergradient
+  long resumed_from = -1;            // the checkpoint step this run continued from (-1: none)
 };
 
 /// Runs the deck to the end; throws sama::Error on any failure (no summary.json is then written).

@@ -96,11 +96,12 @@ std::vector<hsize_t> dataset_dims(hid_t dset);
 template <class T>
 hid_t native_type();
 
-/// Writes a contiguous dataset `name` of shape `dims` from data[prod(dims)] (row-major). An existing
-/// link of that name is replaced.
+/// Writes a dataset `name` of shape `dims` from data[prod(dims)] (row-major). An existing link of that
+/// name is replaced. `checksummed`: chunked with the Fletcher32 filter, so that a damaged chunk fails
+/// to read instead of reading back silently wrong (checkpoints).
 template <class T>
 void write_dataset(hid_t loc, const std::string& name, const T* data,
-                   const std::vector<hsize_t>& dims);
+                   const std::vector<hsize_t>& dims, bool checksummed = false);
 /// A 1-D dataset holding v.
 template <class T>
 void write_vector(hid_t loc, const std::string& name, const std::vector<T>& v) {

@@ -12,7 +12,7 @@ namespace sama::io {
 /// Creates `dir` (and parents) for a new run. Refuses a directory that holds a completed run
 /// (summary.json) and removes the outputs of an earlier incomplete run. `inputs` are files the run
 /// reads: none of them may be one of the run's output files.
-void prepare_run_dir(const std::string& dir, const std::vector<std::string>& inputs);
+void prepare_run_dir(const std::string& dir, const std::vector<std::string>& inputs, bool resuming = false);
 
 /// Writes `content` to `path` atomically: a temporary file in the same directory, flushed and
 /// fsync'ed, then renamed over `path`.
@@ -24,7 +24,8 @@ void commit_file(const std::string& tmp_path, const std::string& path);
 class MetricsWriter {
  public:
   MetricsWriter() = default;
-  MetricsWriter(const std::string& path, std::vector<std::string> columns);
+  /// append: continue an existing file whose header must equal `columns`.
+  MetricsWriter(const std::string& path, std::vector<std::string> columns, bool append = false);
   /// Values by column name; columns left out are written empty (NaN to a reader).
   void row(const std::map<std::string, double>& values);
   bool is_open() const { return out_.is_open(); }
@@ -34,6 +35,9 @@ class MetricsWriter {
   std::vector<std::string> columns_;
   std::ofstream out_;
 };
+
+/// Keeps the header and the rows whose first column (the step) is at most max_step; atomically.
+void truncate_metrics(const std::string& path, long max_step);
 
 /// One row per training sample at the end of a run.
 struct SampleTable {
