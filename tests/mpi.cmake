@@ -16,3 +16,9 @@ set_tests_properties(mpi_rank_failure PROPERTIES TIMEOUT 120 ENVIRONMENT "${SAMA
 add_test(NAME scaling_study_smoke COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/scaling_study_smoke.sh
                                           $<TARGET_FILE:sama> ${PROJECT_SOURCE_DIR})
 set_tests_properties(scaling_study_smoke PROPERTIES TIMEOUT 300 ENVIRONMENT "${SAMA_MPIEXEC_ENV}")
+# SIGUSR1 to mpirun and SIGKILL of a rank during checkpoint writes, each followed by a bitwise resume.
+foreach(np 1 2)
+  add_test(NAME mpi_preemption_np${np} COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/mpi_preemption.sh ${MPIEXEC_EXECUTABLE}
+                                               $<TARGET_FILE:sama> ${PROJECT_SOURCE_DIR} ${np})
+  set_tests_properties(mpi_preemption_np${np} PROPERTIES TIMEOUT 300 ENVIRONMENT "${SAMA_MPIEXEC_ENV}")
+endforeach()

@@ -8,7 +8,11 @@
 
 #include <gtest/gtest.h>
 
+#include <unistd.h>
+
 #include <algorithm>
+#include <cstdio>
+#include <filesystem>
 #include <cmath>
 
 namespace {
@@ -169,6 +173,90 @@ TEST(Strategy, BatchMustDivideOverRanks) {
   auto deck = small_deck("sama", "local");
   deck.train.batch_size = 47 * world.size() + 1;
   EXPECT_THROW(run(deck, world), Error);
+}
+
+// ------------------------------------------------------------------------------ restarts at P ranks
+
+std::string run_dir(const comm::Communicator& world, const std::string& tag) {
+  // One directory for the job, named on rank 0 and shared.
+  char buf[256] = {};
+  if (world.rank() == 0) {
+    const std::string d = std::filesystem::temp_directory_path().string() + "/sama_mpi_" + tag + "_" +
+                          std::to_string(::getpid());
+    std::snprintf(buf, sizeof buf, "%s", d.c_str());
+  }
+  MPI_Bcast(buf, sizeof buf, MPI_CHAR, 0, world.get());
+  return buf;
+}
+
+app::RunResult run_in(const app::Deck& deck, const comm::Communicator& comm, const std::string& out, bool resume) {
+  app::RunOptions opt;
+  opt.keep_parameters = true;
+  opt.out_dir = out;
+  opt.resume = resume;
+  return app::train(deck, opt, comm);
+}
+
+// Stop at step 13 on every rank, resume at the same P: identical to the bit to the uninterrupted run.
+TEST(Restart, SameRankCountIsBitwise) {
+  comm::Communicator world;
+  const std::string base = run_dir(world, "restart");
+  auto deck = small_deck("sama", "local");
+  deck.checkpoint.every_steps = 5;
+  const auto straight = run_in(deck, world, base + "/straight", false);
+  auto stop = deck;
+  stop.debug.preempt_step = 12;
+  const auto first = run_in(stop, world, base + "/split", false);
+  ASSERT_TRUE(first.preempted);
+  const auto second = run_in(deck, world, base + "/split", true);
+  EXPECT_EQ(second.resumed_from, 13);
+  EXPECT_EQ(second.theta, straight.theta);
+  EXPECT_EQ(second.lambda, straight.lambda);
+  EXPECT_EQ(second.final_test_accuracy, straight.final_test_accuracy);
+  EXPECT_EQ(second.final_train_loss, straight.final_train_loss);
+  expect_replicated(world, second.theta);
+  world.barrier();
+  if (world.rank() == 0) std::filesystem::remove_all(base);
+}
+
+// Checkpoint at P ranks, resume on one rank (each rank on its own copy): within a float tolerance of
+// the uninterrupted run at P (the global strategy makes the trajectory P-independent).
+TEST(Restart, AnotherRankCountStaysClose) {
+  comm::Communicator world;
+  comm::Communicator self(MPI_COMM_SELF);
+  const std::string base = run_dir(world, "restart_p");
+  auto deck = small_deck("sama", "global");
+  const auto straight = run_in(deck, world, base + "/straight", false);
+  auto stop = deck;
+  stop.debug.preempt_step = 12;
+  ASSERT_TRUE(run_in(stop, world, base + "/split", false).preempted);
+  world.barrier();
+  const std::string mine = base + "/resume_rank" + std::to_string(world.rank());
+  std::filesystem::create_directories(mine);
+  std::filesystem::copy(base + "/split", mine, std::filesystem::copy_options::recursive);
+  const auto resumed = run_in(deck, self, mine, true);
+  EXPECT_EQ(resumed.resumed_from, 13);
+  EXPECT_EQ(resumed.ranks, 1);
+  EXPECT_LT(rel_diff(resumed.theta, straight.theta), 2e-5) << "checkpoint at P = " << world.size();
+  EXPECT_LT(rel_diff(resumed.lambda, straight.lambda), 1e-3);
+  world.barrier();
+  if (world.rank() == 0) std::filesystem::remove_all(base);
+}
+
+// A non-finite loss on the last rank only: every rank skips the same steps and stays identical.
+TEST(NonFinite, OneRankMakesEveryRankSkip) {
+  comm::Communicator world;
+  auto deck = small_deck("sama", "local");
+  deck.debug.nan_step = 7;
+  deck.debug.nan_rank = world.size() - 1;
+  deck.debug.nan_count = 2;
+  const auto r = run(deck, world);
+  EXPECT_EQ(r.nonfinite_steps, 2);
+  expect_replicated(world, r.theta);
+  expect_replicated(world, r.lambda);
+  long counts[2] = {r.nonfinite_steps, -r.nonfinite_steps};
+  MPI_Allreduce(MPI_IN_PLACE, counts, 2, MPI_LONG, MPI_MAX, world.get());
+  EXPECT_EQ(counts[0], -counts[1]);
 }
 
 }  // namespace

@@ -113,6 +113,9 @@ std::string write_checkpoint(const std::string& dir, const CheckpointData& data,
   check_names(data.floats);
   check_names(data.doubles);
   check_names(data.ints);
+  // Leftovers of a writer that was killed mid-write are never loaded (wrong name); clear them here.
+  for (const auto& e : fs::directory_iterator(dir, ec))
+    if (e.path().filename().string().find(".h5.tmp.") != std::string::npos) fs::remove(e.path(), ec);
   const std::string path = (fs::path(dir) / file_name_for(data.step)).string();
   const std::string tmp = path + ".tmp." + std::to_string(::getpid());
   {
