@@ -51,6 +51,15 @@ cp /dev/null "$work/fm/t10k-images-idx3-ubyte.gz"
 cp /dev/null "$work/fm/t10k-labels-idx1-ubyte.gz"
 expect_failure corrupt_idx "train-images-idx3-ubyte.gz" -- train "$src/inputs/fmnist_reweight.toml" --set "data.path=\"$work/fm\""
 expect_failure batch_too_big "batch_size" -- train "$smoke" --set train.batch_size=100000
+# Outputs never overwrite inputs: a deck or data file that is one of the run's output files.
+mkdir -p "$work/out_overwrite_deck"
+cp "$smoke" "$work/out_overwrite_deck/deck.resolved.toml"
+expect_failure overwrite_deck "would overwrite the input" -- train "$work/out_overwrite_deck/deck.resolved.toml"
+[ "$(cat "$work/out_overwrite_deck/deck.resolved.toml")" = "$(cat "$smoke")" ] || {
+  echo "FAIL overwrite_deck: the input deck was modified"; failures=$((failures + 1)); }
+mkdir -p "$work/out_resume_without_checkpoint"
+expect_failure resume_without_checkpoint "no checkpoint" -- train "$smoke" --resume "$work/out_resume_without_checkpoint"
+expect_failure resume_elsewhere "must be the run directory" -- train "$smoke" --resume "$work"
 "$sama" train >/dev/null 2>&1 && { echo "FAIL: train without a deck exited 0"; failures=$((failures + 1)); }
 
 if [ $failures -ne 0 ]; then echo "$failures failure(s)"; exit 1; fi
