@@ -600,8 +600,9 @@ RunResult Trainer::run() {
                                            "samples_per_s", "comm_hidden", "nonfinite_steps", "test_accuracy",
                                            "test_loss",   "elapsed_s"};
     // A resumed run keeps the rows up to its checkpoint and appends after them.
-    if (start_step_ > 0) io::truncate_metrics(path, start_step_);
-    metrics = io::MetricsWriter(path, columns, start_step_ > 0);
+    const bool continue_file = start_step_ > 0 && fs::exists(path);
+    if (continue_file) io::truncate_metrics(path, start_step_);
+    metrics = io::MetricsWriter(path, columns, continue_file);
   }
   say("sama: {} on {} ({} train, {} meta, {} test samples, {} features, {} classes), noise {} {:.2f}",
       deck_.meta.method, data_.train.source, data_.split.train_ids.size(), data_.split.meta_ids.size(),
