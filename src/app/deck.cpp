@@ -8,6 +8,7 @@
 #include <cerrno>
 #include <cmath>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <limits>
 #include <set>
@@ -16,7 +17,6 @@
 namespace sama::app {
 namespace {
 
-constexpr double inf = std::numeric_limits<double>::infinity();
 
 /// Reads every field from a table (checking type, range and choices) or writes every field into one.
 /// The list of fields is written once, in describe(), and serves both directions.
@@ -220,6 +220,41 @@ void describe(Binder& b, Deck& d) {
   b.field("debug.preempt_step", d.debug.preempt_step, -1, 1e12);
 }
 
+/// toml++ recurses once per level of table nesting but limits only inline arrays and tables (256
+/// levels): a key or table header with some 50,000 dotted parts overflows the stack inside
+/// toml::parse. A deck needs a handful of dots; refuse a text with more than kMaxDots of them outside
+/// strings and comments before parsing it.
+constexpr long kMaxDots = 4096;
+void check_dots(const std::string& text, const std::string& where) {
+  long line = 1, dots = 0;
+  const std::size_t n = text.size();
+  std::size_t i = 0;
+  while (i < n) {
+    const char c = text[i];
+    if (c == '#') {  // a comment, to the end of the line
+      while (i < n && text[i] != '\n') ++i;
+    } else if (c == '"' || c == '\'') {  // a string, one-line or multi-line ("""/'''), skipped
+      const std::string close(text.compare(i, 3, std::string(3, c)) == 0 ? 3 : 1, c);
+      for (i += close.size(); i < n; ++i) {
+        if (text[i] == '\n' && close.size() == 1) break;  // unterminated: toml++ reports it
+        if (text[i] == '\n') ++line;
+        if (text[i] == '\\' && c == '"' && i + 1 < n) {
+          if (text[++i] == '\n') ++line;
+        } else if (text.compare(i, close.size(), close) == 0) {
+          i += close.size();
+          break;
+        }
+      }
+    } else {
+      if (c == '\n') ++line;
+      if (c == '.' && ++dots > kMaxDots)
+        fail("{}:{}: more than {} dots outside strings (keys or tables nested that deeply are not a sama deck)",
+             where, line, kMaxDots);
+      ++i;
+    }
+  }
+}
+
 void apply_override(toml::table& table, const std::string& file, const std::string& spec) {
   const auto eq = spec.find('=');
   const auto dot = spec.find('.');
@@ -228,8 +263,8 @@ void apply_override(toml::table& table, const std::string& file, const std::stri
   const std::string section = spec.substr(0, dot);
   const std::string key = spec.substr(dot + 1, eq - dot - 1);
   const std::string value = spec.substr(eq + 1);
-  toml::node_view<toml::node> parsed;
   toml::table holder;
+  check_dots(value, file + " (--set " + spec.substr(0, eq) + ")");
   try {
     holder = toml::parse("v = " + value);
   } catch (const toml::parse_error&) {
@@ -287,6 +322,7 @@ Deck parse_table(toml::table& table, const std::string& name, const std::vector<
 
 Deck parse_deck(const std::string& text, const std::string& name, const std::vector<std::string>& overrides) {
   toml::table table;
+  check_dots(text, name);
   try {
     table = toml::parse(text, name);
   } catch (const toml::parse_error& e) {
@@ -296,6 +332,8 @@ Deck parse_deck(const std::string& text, const std::string& name, const std::vec
 }
 
 Deck load_deck(const std::string& path, const std::vector<std::string>& overrides) {
+  std::error_code ec;
+  if (std::filesystem::is_directory(path, ec)) fail("cannot read input deck '{}': it is a directory", path);
   std::ifstream in(path, std::ios::binary);
   if (!in) fail("cannot open input deck '{}': {}", path, std::strerror(errno));
   std::stringstream ss;

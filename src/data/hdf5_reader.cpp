@@ -97,8 +97,12 @@ Dataset read_hdf5(const std::string& path) {
       fail("{}: /images per-sample shape {} is too large", path, dims_string(idims));
     features *= idims[k];
   }
-  if (features > kMaxBytes / elem / n)
-    fail("{}: /images of shape {} is too large (more than {} bytes)", path, dims_string(idims), kMaxBytes);
+  // The labels count too: read as int64, kept as int32. Without them in the guard, a tiny chunked
+  // file with [2^32, 1] images made the reader allocate 4 + 32 + 16 GiB.
+  constexpr std::uint64_t kLabelBytes = sizeof(std::int64_t) + sizeof(std::int32_t);
+  if (n > kMaxBytes / kLabelBytes || features > (kMaxBytes / n - kLabelBytes) / elem)
+    fail("{}: /images of shape {} is too large (more than {} bytes with the labels)", path, dims_string(idims),
+         kMaxBytes);
 
   Dataset d;
   d.source = path;

@@ -22,6 +22,7 @@ namespace {
 
 constexpr std::uint64_t kMaxPayload = std::uint64_t(1) << 32;  // 4 GiB
 constexpr int kMaxDims = 8;
+constexpr std::uint64_t kFirstChunk = std::uint64_t(1) << 26;  // 64 MiB: Fashion-MNIST in one read
 
 /// A gzFile that closes itself; every read checks zlib's error state.
 class GzReader {
@@ -132,8 +133,16 @@ IdxContent read_idx_file(const std::string& path, const char* what, int min_dims
     total *= dk;
   }
 
-  c.data.resize(static_cast<std::size_t>(total));
-  const std::uint64_t got = in.read(c.data.data(), total);
+  // The buffer grows with the data actually read (doubling, from kFirstChunk): a short file whose
+  // header promises gigabytes must not allocate them before it is found truncated.
+  std::uint64_t got = 0;
+  while (got < total) {
+    const std::uint64_t want = std::min(total - got, std::max(got, kFirstChunk));
+    c.data.resize(static_cast<std::size_t>(got + want));
+    const std::uint64_t r = in.read(c.data.data() + got, want);
+    got += r;
+    if (r < want) break;
+  }
   if (got < total)
     fail("{}: truncated: header promises {} bytes ({}), file holds {}", path, total, dims_string(c.dims), got);
   // Anything after the payload means the dimensions lie.
