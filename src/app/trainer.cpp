@@ -103,9 +103,27 @@ Data load_data(const Deck& deck) {
   if (d.test.features() != d.train.features())
     fail("test data '{}' has {} features per sample, training data '{}' has {}", d.test.source, d.test.features(),
          d.train.source, d.train.features());
-  const int classes = std::max(d.train.num_classes, d.test.num_classes);
-  d.train.num_classes = d.test.num_classes = classes;
-  d.split = data::split_meta(d.train.labels, classes, static_cast<std::size_t>(c.meta_size), seed);
+  // Classes are 0..C-1 with C = 1 + the largest training label; every class must have training
+  // samples, and the test labels must be among them.
+  const int classes = d.train.num_classes;
+  std::vector<std::size_t> per_class(static_cast<std::size_t>(classes), 0);
+  for (auto l : d.train.labels) ++per_class[static_cast<std::size_t>(l)];
+  for (int k = 0; k < classes; ++k)
+    if (per_class[static_cast<std::size_t>(k)] == 0)
+      fail("training data '{}': class {} has no samples, but labels go up to {} (labels must be 0..C-1 with "
+           "every class present)",
+           d.train.source, k, classes - 1);
+  for (std::size_t i = 0; i < d.test.labels.size(); ++i)
+    if (d.test.labels[i] >= classes)
+      fail("test data '{}': sample {} has label {}, not a class of the training data (0..{})", d.test.source, i,
+           d.test.labels[i], classes - 1);
+  d.test.num_classes = classes;
+  try {
+    d.split = data::split_meta(d.train.labels, classes, static_cast<std::size_t>(c.meta_size), seed);
+  } catch (const Error& e) {
+    fail("{}: data.meta_size = {} does not fit training data '{}': {}", deck.file, c.meta_size, d.train.source,
+         e.what());
+  }
   d.labels = data::apply_label_noise(d.train.labels, classes, d.split.train_ids, data::parse_noise_type(c.noise_type),
                                      c.noise_rate, seed);
   d.norm = data::compute_normalization(d.train, d.split.train_ids);
