@@ -12,7 +12,7 @@ np=${4:-2}
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 deck="$src/inputs/smoke.toml"
-common=(--set train.steps=100000 --set train.batch_size=66 --set meta.batch_size=66 --set train.log_interval=2000
+common=(--set train.steps=30000 --set train.batch_size=66 --set meta.batch_size=66 --set train.log_interval=2000
         --set train.eval_interval=5000)
 fail() { echo "FAIL: $*"; exit 1; }
 strip_timing() { cut -d, -f1-8,11-13 "$1"; }  # without samples_per_s, comm_hidden, elapsed_s
