@@ -92,7 +92,10 @@ Data load_data(const Deck& deck) {
     d.train = data::read_fashion_mnist(c.path, true);
     d.test = data::read_fashion_mnist(c.path, false);
   } else if (c.source == "hdf5") {
+    // A corrupt file can crash libhdf5 itself: read each once in a child process first.
+    data::probe_hdf5_in_child(c.train_file);
     d.train = data::read_hdf5(c.train_file);
+    data::probe_hdf5_in_child(c.test_file);
     d.test = data::read_hdf5(c.test_file);
   } else {
     const auto f = static_cast<std::size_t>(c.synthetic_features);

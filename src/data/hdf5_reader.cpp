@@ -2,6 +2,13 @@
 // and /labels [N] (any integer type).
 #include "sama/core/error.hpp"
 #include "sama/data/dataset.hpp"
+
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <csignal>
+#include <cstdio>
 #include "sama/io/h5.hpp"
 
 #include <cmath>
@@ -149,6 +156,30 @@ Dataset read_hdf5(const std::string& path) {
   }
   d.num_classes = static_cast<int>(max_label + 1);
   return d;
+}
+
+void probe_hdf5_in_child(const std::string& path) {
+  std::fflush(nullptr);
+  const pid_t pid = ::fork();
+  if (pid < 0) return;  // no child: read in-process as usual
+  if (pid == 0) {
+    // Default actions, so that a crash here is a plain signal (no inherited MPI back-trace handler).
+    for (int sig : {SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGABRT}) std::signal(sig, SIG_DFL);
+    int code = 0;
+    try {
+      read_hdf5(path);
+    } catch (...) {
+      code = 1;  // a clean error: the parent reads the file and reports it
+    }
+    ::_exit(code);
+  }
+  int status = 0;
+  while (::waitpid(pid, &status, 0) < 0) {
+    if (errno != EINTR) return;
+  }
+  if (WIFSIGNALED(status))
+    fail("{}: the HDF5 library crashed reading this file (signal {}): its metadata is corrupt", path,
+         WTERMSIG(status));
 }
 
 }  // namespace sama::data

@@ -35,6 +35,12 @@ Dataset read_fashion_mnist(const std::string& dir, bool train);
 /// Non-finite float pixels, negative labels, mismatched N and missing datasets throw sama::Error.
 Dataset read_hdf5(const std::string& path);
 
+/// Reads `path` with read_hdf5 in a forked child process first. HDF5 1.10 can crash (SIGSEGV) inside
+/// the library on corrupted metadata, before any error is returned; in the child such a crash becomes
+/// a sama::Error naming the file instead of taking the run down. A clean error or success in the child
+/// returns normally (the caller then reads the file itself and gets the same error, or the data).
+void probe_hdf5_in_child(const std::string& path);
+
 /// A seeded synthetic classification set: `classes` Gaussian clusters in `features` dimensions.
 /// The same (seed, stream) gives the same set; train and test use different streams.
 Dataset make_synthetic(std::size_t n, std::size_t features, int classes, double separation,
