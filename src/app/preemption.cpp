@@ -32,8 +32,6 @@ double seconds_since_stop_signal() {
   return static_cast<double>(now.tv_sec - g_when.tv_sec) + 1e-9 * static_cast<double>(now.tv_nsec - g_when.tv_nsec);
 }
 
-void clear_stop_signal() { g_signal = 0; }
-
 void request_stop(int signal) { on_stop_signal(signal); }
 
 }  // namespace sama::app

@@ -166,7 +166,6 @@ class Trainer {
         coef_(make_vec<real>("sama::coef", workspace_)),
         delta_(make_vec<real>("sama::delta", workspace_)) {
     local_batch_ = sampler_.local_batch();
-    local_meta_batch_ = meta_sampler_.local_batch();
     sum_ = [this](double* x, int n) { comm_.allreduce_sum(x, n); };
     // Buckets of the flat gradient in the order backward completes the layers (last layer first).
     std::vector<std::pair<std::size_t, std::size_t>> layers;
@@ -237,7 +236,7 @@ class Trainer {
   Data data_;
   meta::Method method_;
   std::size_t batch_size_, meta_batch_size_, eval_batch_, workspace_;  // global batches
-  std::size_t local_batch_ = 0, local_meta_batch_ = 0;                    // this rank's shares
+  std::size_t local_batch_ = 0;                                           // this rank's share
   meta::SumFn sum_;  // in-place sum over ranks (host doubles)
   std::unique_ptr<comm::GradientReducer> reducer_;
   data::EpochSampler sampler_, meta_sampler_;

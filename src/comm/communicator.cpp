@@ -51,12 +51,6 @@ Communicator::~Communicator() {
 void Communicator::allreduce_sum(double* data, int count) const {
   check_mpi(MPI_Allreduce(MPI_IN_PLACE, data, count, MPI_DOUBLE, MPI_SUM, comm_), "MPI_Allreduce(sum, double)", comm_);
 }
-void Communicator::allreduce_sum(float* data, int count) const {
-  check_mpi(MPI_Allreduce(MPI_IN_PLACE, data, count, MPI_FLOAT, MPI_SUM, comm_), "MPI_Allreduce(sum, float)", comm_);
-}
-void Communicator::allreduce_sum(long* data, int count) const {
-  check_mpi(MPI_Allreduce(MPI_IN_PLACE, data, count, MPI_LONG, MPI_SUM, comm_), "MPI_Allreduce(sum, long)", comm_);
-}
 double Communicator::allreduce_max(double x) const {
   check_mpi(MPI_Allreduce(MPI_IN_PLACE, &x, 1, MPI_DOUBLE, MPI_MAX, comm_), "MPI_Allreduce(max)", comm_);
   return x;

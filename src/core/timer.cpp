@@ -24,7 +24,6 @@ double proc_status_mb(const std::string& key) {
 }  // namespace
 
 double peak_rss_mb() { return proc_status_mb("VmHWM"); }
-double current_rss_mb() { return proc_status_mb("VmRSS"); }
 
 bool reset_peak_rss() {
   std::ofstream out("/proc/self/clear_refs");

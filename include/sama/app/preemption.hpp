@@ -14,8 +14,6 @@ void install_stop_handlers();
 int stop_signal();
 /// Seconds since the stop signal arrived (monotonic clock), 0 if none.
 double seconds_since_stop_signal();
-/// Forget a stop request (tests, and a resumed run in the same process).
-void clear_stop_signal();
 /// Record a stop request as if `signal` had arrived (tests and debug.preempt_step).
 void request_stop(int signal);
 

@@ -31,8 +31,6 @@ class Communicator {
 
   /// In-place sum over ranks.
   void allreduce_sum(double* data, int count) const;
-  void allreduce_sum(float* data, int count) const;
-  void allreduce_sum(long* data, int count) const;
   double allreduce_max(double x) const;
   void barrier() const;
   /// Ends every rank of the job with `code` (after the caller has printed its message).

@@ -18,8 +18,6 @@ class Timer {
 
 /// Peak resident set size of this process in MiB (VmHWM), or -1 where unavailable.
 double peak_rss_mb();
-/// Current resident set size in MiB (VmRSS), or -1.
-double current_rss_mb();
 /// Reset the peak-RSS watermark to the current RSS (Linux /proc/self/clear_refs); false if unsupported.
 bool reset_peak_rss();
 /// "1h02m03s" style duration.
