@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Preemption and crashes under mpirun, against an uninterrupted run at the same rank count:
 #  1. SIGUSR1 to mpirun mid-run: every rank stops at the same step, a checkpoint is committed, exit 75;
-#     the resumed run ends identical to the bit (weights.h5, metrics without timing columns).
+#     the resumed run ends identical to the bit (weights.h5, scores.h5, metrics without timing columns).
 #  2. SIGKILL of one rank while checkpoints are being written (one every step): the job ends; the
 #     resume starts from the last complete checkpoint and again ends identical to the bit.
 set -u
@@ -41,6 +41,7 @@ grep -q "stopped at step" "$work/usr1.log" || fail "no stop message"
   --set checkpoint.every_steps=5000 >"$work/usr1b.log" 2>&1 || fail "resume failed: $(tail -n 3 "$work/usr1b.log")"
 grep "resuming from" "$work/usr1b.log"
 cmp "$work/straight/weights.h5" "$work/usr1/weights.h5" || fail "weights.h5 differs after SIGUSR1 + resume"
+cmp "$work/straight/scores.h5" "$work/usr1/scores.h5" || fail "scores.h5 differs after SIGUSR1 + resume"
 diff <(strip_timing "$work/straight/metrics.csv") <(strip_timing "$work/usr1/metrics.csv") >/dev/null ||
   fail "metrics differ after SIGUSR1 + resume"
 echo "SIGUSR1 + resume: bitwise identical to the uninterrupted run"
@@ -69,6 +70,7 @@ find "$work/kill/checkpoints" -name "step_*" | sort | tail -n 3
   --set checkpoint.every_steps=1 >"$work/killb.log" 2>&1 || fail "resume after SIGKILL failed: $(tail -n 3 "$work/killb.log")"
 grep -E "resuming from|skipping damaged" "$work/killb.log"
 cmp "$work/straight2/weights.h5" "$work/kill/weights.h5" || fail "weights.h5 differs after SIGKILL + resume"
+cmp "$work/straight2/scores.h5" "$work/kill/scores.h5" || fail "scores.h5 differs after SIGKILL + resume"
 diff <(strip_timing "$work/straight2/metrics.csv") <(strip_timing "$work/kill/metrics.csv") >/dev/null ||
   fail "metrics differ after SIGKILL + resume"
 echo "SIGKILL + resume: bitwise identical to the uninterrupted run"

@@ -1,10 +1,13 @@
 // Many ranks (run by ctest at P = 1, 2 and 3): every expectation is computed from the communicator
 // size, so one test holds at any rank count.
 #include "sama/app/deck.hpp"
+#include "sama/app/sample_scores.hpp"
 #include "sama/app/trainer.hpp"
 #include "sama/comm/gradient_reducer.hpp"
 #include "sama/core/error.hpp"
 #include "sama/core/rng.hpp"
+#include "sama/io/h5.hpp"
+#include "sama/io/scores_file.hpp"
 
 #include <gtest/gtest.h>
 
@@ -13,6 +16,8 @@
 #include <algorithm>
 #include <cstdio>
 #include <filesystem>
+#include <fstream>
+#include <iterator>
 #include <cmath>
 
 namespace {
@@ -216,7 +221,16 @@ TEST(Restart, SameRankCountIsBitwise) {
   EXPECT_EQ(second.final_train_loss, straight.final_train_loss);
   expect_replicated(world, second.theta);
   world.barrier();
-  if (world.rank() == 0) std::filesystem::remove_all(base);
+  if (world.rank() == 0) {
+    // scores.h5, written collectively at P ranks, is identical to the bit as well.
+    const auto bytes = [](const std::string& p) {
+      std::ifstream in(p, std::ios::binary);
+      return std::string(std::istreambuf_iterator<char>(in), {});
+    };
+    EXPECT_FALSE(bytes(base + "/straight/scores.h5").empty());
+    EXPECT_EQ(bytes(base + "/split/scores.h5"), bytes(base + "/straight/scores.h5"));
+    std::filesystem::remove_all(base);
+  }
 }
 
 // Checkpoint at P ranks, resume on one rank (each rank on its own copy): within a float tolerance of
@@ -257,6 +271,97 @@ TEST(NonFinite, OneRankMakesEveryRankSkip) {
   long counts[2] = {r.nonfinite_steps, -r.nonfinite_steps};
   MPI_Allreduce(MPI_IN_PLACE, counts, 2, MPI_LONG, MPI_MAX, world.get());
   EXPECT_EQ(counts[0], -counts[1]);
+}
+
+// ------------------------------------------------------------------------------- per-sample scores
+
+/// Score contributions of a synthetic run: sample `id` in `epoch` is visited by rank (id + epoch) % P
+/// (or not at all when (id + 2 epoch) % 7 == 0), with values and correctness that depend only on
+/// (id, epoch). Adds the visits owned by `rank` of `ranks`.
+void add_visits(app::SampleScores& s, int rank, int ranks) {
+  for (long e = 0; e < s.windows().epochs; ++e)
+    for (auto id : s.ids()) {
+      if ((id + 2 * e) % 7 == 0 || (id + e) % ranks != rank) continue;
+      const double v = double((id * 13 + e * 5) % 17) / 3.0;
+      for (int k = 0; k < app::SampleScores::kNumScores; ++k) {
+        const auto score = static_cast<app::SampleScores::Score>(k);
+        if (s.collects(score, e)) s.add(score, id, v + k);
+      }
+      s.add_correct(id, e, (id * e) % 3 != 1);
+    }
+}
+
+// The same visits spread over P ranks and written collectively give the same file content as one
+// rank holding them all, to the bit, and the expected means computed directly.
+TEST(Scores, CollectiveWriteMatchesOneRankExactly) {
+  comm::Communicator world;
+  comm::Communicator self(MPI_COMM_SELF);
+  std::vector<std::int64_t> ids;
+  for (std::int64_t id = 0; id < 1000; ++id)
+    if (id % 10 != 3) ids.push_back(id);  // the others play the meta set
+  app::SampleScores::Windows w;
+  w.early_first = 1;
+  w.early_last = 3;
+  w.meta_first = 2;
+  w.meta_last = 70;
+  w.epochs = 70;  // two words of per-epoch bits
+  const std::string base = run_dir(world, "scores");
+  if (world.rank() == 0) std::filesystem::create_directories(base);
+  world.barrier();
+  auto write = [&](const comm::Communicator& c, const std::string& path) {
+    app::SampleScores s(ids, 1000, w);
+    add_visits(s, c.rank(), c.size());
+    const auto blk = s.reduce_block(c);
+    io::ScoresBlock out;
+    out.total = ids.size();
+    out.first = blk.first;
+    for (std::size_t i = 0; i < blk.count; ++i) {
+      out.sample_id.push_back(ids[blk.first + i]);
+      out.label_observed.push_back(static_cast<std::int32_t>(ids[blk.first + i] % 10));
+      out.label_true.push_back(0);
+      out.is_noisy.push_back(0);
+    }
+    for (int k = 0; k < app::SampleScores::kNumScores; ++k)
+      out.scores.push_back({app::SampleScores::name(static_cast<app::SampleScores::Score>(k)), blk.mean[k], {}});
+    out.scores.push_back({"forgetting", blk.forgetting, {}});
+    io::write_scores_file(path, out, io::Attributes{{{"method", "test"}}, {{"ranks", double(c.size())}}}, c.get());
+  };
+  write(world, base + "/many.h5");
+  world.barrier();
+  if (world.rank() == 0) {
+    // One rank holding all the visits (each rank's share added in turn).
+    app::SampleScores all(ids, 1000, w);
+    for (int r = 0; r < world.size(); ++r) add_visits(all, r, world.size());
+    const auto ref = all.reduce_block(self);
+    auto f = io::open_file(base + "/many.h5");
+    EXPECT_EQ(io::read_dataset<std::int64_t>(f, "sample_id"), ids);
+    for (int k = 0; k < app::SampleScores::kNumScores; ++k) {
+      const std::string name = app::SampleScores::name(static_cast<app::SampleScores::Score>(k));
+      const auto got = io::read_dataset<double>(f, "scores/" + name);
+      ASSERT_EQ(got.size(), ids.size());
+      for (std::size_t i = 0; i < ids.size(); ++i) {
+        // Bitwise equal to the one-rank totals, and within 2^-32 of the mean computed here.
+        if (std::isnan(ref.mean[k][i])) {
+          EXPECT_TRUE(std::isnan(got[i])) << name << " row " << i;
+          continue;
+        }
+        EXPECT_EQ(got[i], ref.mean[k][i]) << name << " row " << i;
+        double sum = 0;
+        int n = 0;
+        for (long e = 0; e < w.epochs; ++e)
+          if ((ids[i] + 2 * e) % 7 != 0 && all.collects(static_cast<app::SampleScores::Score>(k), e)) {
+            sum += double((ids[i] * 13 + e * 5) % 17) / 3.0 + k;
+            ++n;
+          }
+        EXPECT_NEAR(got[i], sum / n, 1e-9) << name << " row " << i;
+      }
+    }
+    const auto forgetting = io::read_dataset<double>(f, "scores/forgetting");
+    EXPECT_EQ(forgetting, ref.forgetting);
+    EXPECT_EQ(io::read_attribute<double>(f, "ranks"), world.size());
+    std::filesystem::remove_all(base);
+  }
+  world.barrier();
 }
 
 }  // namespace

@@ -86,6 +86,8 @@ TEST_P(Restart, ContinuationIsBitwise) {
   EXPECT_EQ(second.final_train_loss, straight.final_train_loss);
   EXPECT_EQ(second.meta_steps, straight.meta_steps);
   EXPECT_EQ(slurp(dir.file("split/weights.h5")), slurp(dir.file("straight/weights.h5")));
+  // The per-sample score sums run across the restart (fixed point, carried in the checkpoint).
+  EXPECT_EQ(slurp(dir.file("split/scores.h5")), slurp(dir.file("straight/scores.h5")));
   EXPECT_EQ(metrics_without_timing(dir.file("split/metrics.csv")),
             metrics_without_timing(dir.file("straight/metrics.csv")));
 }

@@ -157,6 +157,8 @@ void describe(Binder& b, Deck& d) {
   b.field("data.synthetic_features", da.synthetic_features, 1, 1e6);
   b.field("data.synthetic_classes", da.synthetic_classes, 2, 1000);
   b.field("data.synthetic_separation", da.synthetic_separation, 0.0, 1e3, true);
+  b.field("data.seed", da.seed, 0, 9.2e18);
+  b.field("data.keep_mask", da.keep_mask);
 
   b.field("model.hidden", d.model.hidden, 1, 1e6);
   b.field("model.activation", d.model.activation, {"relu", "gelu", "tanh"});
@@ -202,6 +204,10 @@ void describe(Binder& b, Deck& d) {
   b.field("meta.hidden", m.hidden, 1, 1e6);
   b.field("meta.normalize", m.normalize);
   b.field("meta.strategy", m.strategy, {"local", "global"});
+
+  b.field("scores.enabled", d.scores.enabled);
+  b.field("scores.early_epochs", d.scores.early_epochs, -1, 1e9);
+  b.field("scores.meta_weight_epochs", d.scores.meta_weight_epochs, -1, 1e9);
 
   b.field("parallel.backend", d.parallel.backend, {"mpi", "nccl"});
   b.field("parallel.bucket_mb", d.parallel.bucket_mb, -1.0, 1e6);
@@ -300,6 +306,15 @@ void validate(const Deck& d) {
   if (d.data.noise_type == "none" && d.data.noise_rate != 0.0)
     fail("{}: data.noise_rate = {} contradicts data.noise_type = \"none\" (set the rate to 0 or choose a type)", f,
          d.data.noise_rate);
+  const std::pair<const char*, const std::vector<long>*> windows[] = {
+      {"scores.early_epochs", &d.scores.early_epochs}, {"scores.meta_weight_epochs", &d.scores.meta_weight_epochs}};
+  for (const auto& [key, w] : windows) {
+    if (w->size() != 2) fail("{}: {} must be [first, last] (two epochs, last excluded), got {} values", f, key, w->size());
+    const bool dflt = (*w)[0] == -1 && (*w)[1] == -1;
+    if (!dflt && ((*w)[0] < 0 || (*w)[1] <= (*w)[0]))
+      fail("{}: {} = [{}, {}] must satisfy 0 <= first < last (or be [-1, -1] for the default)", f, key, (*w)[0],
+           (*w)[1]);
+  }
   if (d.model.hidden.empty()) fail("{}: model.hidden must list at least one hidden width", f);
   if (d.optimizer.cfg.nesterov && d.optimizer.cfg.momentum <= 0)
     fail("{}: optimizer.nesterov = true needs optimizer.momentum > 0", f);

@@ -9,6 +9,7 @@
 #include "sama/app/trainer.hpp"
 
 #include "sama/app/preemption.hpp"
+#include "sama/app/sample_scores.hpp"
 #include "sama/comm/gradient_reducer.hpp"
 #include "sama/io/checkpoint.hpp"
 #include "sama/core/error.hpp"
@@ -19,6 +20,7 @@
 #include "sama/data/noise.hpp"
 #include "sama/data/sampler.hpp"
 #include "sama/io/run_files.hpp"
+#include "sama/io/scores_file.hpp"
 
 #include <array>
 #include <csignal>
@@ -87,7 +89,8 @@ struct Data {
 Data load_data(const Deck& deck) {
   Data d;
   const auto& c = deck.data;
-  const auto seed = static_cast<std::uint64_t>(deck.train.seed);
+  // The data's seed (meta split, label noise, synthetic samples): data.seed, or train.seed when 0.
+  const auto seed = static_cast<std::uint64_t>(c.seed > 0 ? c.seed : deck.train.seed);
   if (c.source == "fashion_mnist") {
     d.train = data::read_fashion_mnist(c.path, true);
     d.test = data::read_fashion_mnist(c.path, false);
@@ -188,6 +191,7 @@ class Trainer {
     mwn_.init(lambda_, meta_rng);
     weights_host_ = Kokkos::create_mirror_view(weights_);
     losses_host_ = Kokkos::create_mirror_view(losses_);
+    if (deck.scores.enabled) init_scores();
   }
 
   RunResult run();
@@ -222,6 +226,10 @@ class Trainer {
   void meta_step();
   void evaluate(double& accuracy, double& loss);
   void accumulate_weight_stats();
+  // Per-sample scores for scores.h5 (SampleScores): set up, add the accepted base batch, write.
+  void init_scores();
+  void record_scores();
+  void write_scores(const std::string& path);
   void write_sample_table(const std::string& path);
   template <class... Args>
   void say(fmt::format_string<Args...> f, Args&&... args) {
@@ -258,6 +266,13 @@ class Trainer {
   Vec<real> losses_, weights_, coef_, delta_;
   Vec<real>::HostMirror weights_host_, losses_host_;
 
+  // Per-sample scores: the base batch's EL2N, correctness and squared gradient norms, added to the
+  // run's totals once the step is accepted.
+  std::unique_ptr<SampleScores> scores_;
+  Vec<real> el2n_, grad_sq_;
+  Vec<int> correct_;
+  long epoch_ = 0;  // epoch of the current step
+
   // Statistics of the current logging window.
   double window_base_loss_ = 0, window_meta_loss_ = 0, window_eps_ = 0;
   long window_steps_ = 0, window_meta_steps_ = 0;
@@ -292,7 +307,14 @@ double Trainer::base_gradient() {
   if (method_ == meta::Method::none) ops::fill<real>(weights, 1);
   else mwn_.forward(lambda_, losses, weights, sum_);      // w_i = MWN_λ(ℓ_i), input detached
   ops::scale<real>(weights, static_cast<real>(1.0 / static_cast<double>(batch_size_)), coef);  // L = (1/B) Σ w_i ℓ_i
+  const bool grand = scores_ && scores_->collects(SampleScores::grand, epoch_);
+  if (scores_) model_.sample_errors(base_.ys(), slice<real>(el2n_, 0, b), slice<int>(correct_, 0, b));
+  if (grand) {  // per-sample gradient norms, accumulated by the backward pass itself
+    ops::fill<real>(slice<real>(grad_sq_, 0, b), 0);
+    model_.mlp().set_sample_grad_norms(slice<real>(grad_sq_, 0, b));
+  }
   backward_allreduce(coef, base_.ys());                   // g = ∂L_base/∂θ, summed over ranks
+  if (grand) model_.mlp().set_sample_grad_norms(VecU<real>());
   return ops::sum<real>(losses);
 }
 
@@ -301,6 +323,7 @@ void Trainer::base_update(double lr, double loss_sum) {
   window_base_loss_ += loss_sum;
   ++window_steps_;
   accumulate_weight_stats();
+  if (scores_) record_scores();
 }
 
 std::array<int, 3> Trainer::agree(bool nonfinite, bool stop, bool time_due) {
@@ -398,6 +421,7 @@ io::CheckpointData Trainer::snapshot(long step) {
   comm::check_mpi(MPI_Gather(mine, kWindowFields, MPI_DOUBLE, all.data(), kWindowFields, MPI_DOUBLE, 0, comm_.get()),
                   "MPI_Gather(checkpoint counters)", comm_.get());
   c.doubles["rank_windows"] = all;
+  if (scores_) scores_->save(c, comm_);  // totals over ranks (exact: fixed point)
   return c;
 }
 
@@ -448,6 +472,7 @@ void Trainer::restore(const io::CheckpointData& c) {
   w_clean_n_ = static_cast<long>(mine[4]);
   w_noisy_sum_ = mine[5];
   w_noisy_n_ = static_cast<long>(mine[6]);
+  if (scores_) scores_->restore(c, comm_);
   start_step_ = c.step;
   result_.resumed_from = c.step;
 }
@@ -518,6 +543,107 @@ void Trainer::evaluate(double& accuracy, double& loss) {
   loss_sum = totals[1];
   accuracy = correct / static_cast<double>(test.n);
   loss = loss_sum / static_cast<double>(test.n);
+}
+
+// ------------------------------------------------------------------------------------ sample scores
+
+void Trainer::init_scores() {
+  const auto& sc = deck_.scores;
+  SampleScores::Windows w;
+  const long bpe = static_cast<long>(sampler_.batches_per_epoch());
+  w.epochs = std::max(1L, (total_steps_ + bpe - 1) / bpe);
+  // A window given in the deck must lie inside the run; the defaults shrink to fit short runs.
+  auto window = [&](const std::vector<long>& given, long first, long last, const char* key, long& f, long& l) {
+    if (given[0] >= 0) {
+      if (given[1] > w.epochs)
+        fail("{}: {} = [{}, {}] reaches past this run's {} epochs", deck_.file, key, given[0], given[1], w.epochs);
+      f = given[0];
+      l = given[1];
+    } else {
+      f = std::min(first, w.epochs - 1);
+      l = std::max(f + 1, std::min(last, w.epochs));
+    }
+  };
+  window(sc.early_epochs, 1, 5, "scores.early_epochs", w.early_first, w.early_last);
+  window(sc.meta_weight_epochs, w.epochs / 2, w.epochs, "scores.meta_weight_epochs", w.meta_first, w.meta_last);
+  scores_ = std::make_unique<SampleScores>(data_.split.train_ids, data_.train.n, w);
+  el2n_ = make_vec<real>("sama::el2n", workspace_);
+  grad_sq_ = make_vec<real>("sama::grad_sq", workspace_);
+  correct_ = Vec<int>("sama::correct", workspace_);
+}
+
+void Trainer::record_scores() {
+  const auto& ids = *base_ids_;
+  const std::size_t b = ids.size();
+  const auto host = [b](const auto& v) {
+    return Kokkos::create_mirror_view_and_copy(HostSpace(), Kokkos::subview(v, std::make_pair(std::size_t(0), b)));
+  };
+  const auto loss = host(losses_), el2n = host(el2n_), coef = host(coef_);
+  const auto correct = host(correct_);
+  SampleScores& s = *scores_;
+  const bool grand = s.collects(SampleScores::grand, epoch_), early = s.collects(SampleScores::el2n, epoch_);
+  const bool weight = method_ != meta::Method::none && s.collects(SampleScores::meta_weight, epoch_);
+  const auto grad_sq = host(grad_sq_);
+  const auto raw = Kokkos::create_mirror_view_and_copy(HostSpace(), mwn_.last_scores());
+  for (std::size_t i = 0; i < b; ++i) {
+    s.add(SampleScores::loss, ids[i], loss(i));
+    s.add_correct(ids[i], epoch_, correct(i) != 0);
+    if (early) s.add(SampleScores::el2n, ids[i], el2n(i));
+    // The backward saw coef_i ∂ℓ_i/∂θ; a zero coefficient leaves the norm unknown (not counted).
+    if (grand && coef(i) != 0) s.add(SampleScores::grand, ids[i], std::sqrt(double(grad_sq(i))) / std::abs(double(coef(i))));
+    if (weight) s.add(SampleScores::meta_weight, ids[i], raw(i));
+  }
+}
+
+void Trainer::write_scores(const std::string& path) {
+  const SampleScores::Block blk = scores_->reduce_block(comm_);  // collective
+  const auto& w = scores_->windows();
+  io::ScoresBlock out;
+  out.total = scores_->rows();
+  out.first = blk.first;
+  for (std::size_t i = 0; i < blk.count; ++i) {
+    const std::int64_t id = scores_->ids()[blk.first + i];
+    const auto k = static_cast<std::size_t>(id);
+    out.sample_id.push_back(id);
+    out.label_observed.push_back(data_.labels.observed[k]);
+    out.label_true.push_back(data_.labels.truth[k]);
+    out.is_noisy.push_back(data_.labels.is_noisy[k]);
+  }
+  auto column = [&](const std::string& name, std::vector<double> values, const std::string& description,
+                    long first, long last) {
+    io::ScoresBlock::Column c;
+    c.name = name;
+    c.values = std::move(values);
+    c.attributes.text = {{"description", description},
+                         {"window", fmt::format("epochs [{}, {}) of {} (zero-based)", first, last, w.epochs)},
+                         {"deck", deck_.file}};
+    c.attributes.number = {{"window_first_epoch", double(first)}, {"window_last_epoch", double(last)},
+                           {"ranks", double(comm_.size())}, {"seed", double(deck_.train.seed)}};
+    out.scores.push_back(std::move(c));
+  };
+  if (method_ != meta::Method::none)
+    column("meta_weight", blk.mean[SampleScores::meta_weight],
+           "mean un-normalised Meta-Weight-Net weight sigmoid(MLP_lambda(loss)) at each visit in the window", w.meta_first,
+           w.meta_last);
+  column("el2n", blk.mean[SampleScores::el2n],
+         "mean EL2N ||softmax(z) - onehot(observed label)||_2 at each visit in the window", w.early_first, w.early_last);
+  column("grand", blk.mean[SampleScores::grand],
+         "mean GraNd: the exact per-sample gradient norm ||d loss_i / d theta||_2 over all parameters (every "
+         "Linear layer's weights and biases) at each visit in the window",
+         w.early_first, w.early_last);
+  column("forgetting", blk.forgetting,
+         "forgetting events: visits classified wrongly (observed label) right after a visit classified correctly; "
+         "never classified correctly = the number of epochs; never visited = NaN",
+         0, w.epochs);
+  column("loss", blk.mean[SampleScores::loss], "mean per-sample loss (observed label) at each visit", 0, w.epochs);
+  io::Attributes root;
+  root.text = {{"method", deck_.meta.method}, {"deck", deck_.file}, {"data_source", deck_.data.source},
+               {"data_path", deck_.data.source == "hdf5" ? deck_.data.train_file : deck_.data.path},
+               {"noise_type", deck_.data.noise_type}, {"keep_mask", deck_.data.keep_mask},
+               {"description", "per-sample scores of a sama training run (one row per training sample)"}};
+  root.number = {{"noise_rate", deck_.data.noise_rate}, {"seed", double(deck_.train.seed)},
+                 {"ranks", double(comm_.size())}, {"epochs", double(w.epochs)}, {"steps", double(total_steps_)}};
+  io::write_scores_file(path, out, root, comm_.get());
 }
 
 void Trainer::write_sample_table(const std::string& path) {
@@ -654,6 +780,7 @@ RunResult Trainer::run() {
     try {
       if (step == deck_.debug.fail_step && comm_.rank() == deck_.debug.fail_rank)
         fail("failure injected by debug.fail_step/debug.fail_rank");
+      epoch_ = step / static_cast<long>(sampler_.batches_per_epoch());
       base_ids_ = &sampler_.next();
       base_.load(data_.train, data_.norm, data_.labels.observed, base_ids_->data(), base_ids_->size());
       double loss_sum = base_gradient();
@@ -732,6 +859,7 @@ RunResult Trainer::run() {
   const long timed = total_steps_ - std::max(start_step_, std::min(opt_.untimed_steps, total_steps_ - 1));
   r.samples_per_second = double(timed) * double(batch_size_) / std::max(train_seconds_, 1e-9);
   if (write && opt_.final_weights) write_sample_table((fs::path(opt_.out_dir) / "weights.h5").string());
+  if (scores_ && !opt_.out_dir.empty()) write_scores((fs::path(opt_.out_dir) / "scores.h5").string());  // collective
   if (opt_.keep_parameters) {
     auto th = Kokkos::create_mirror_view_and_copy(HostSpace(), theta_);
     auto la = Kokkos::create_mirror_view_and_copy(HostSpace(), lambda_);

@@ -16,7 +16,7 @@ namespace sama::io {
 namespace fs = std::filesystem;
 
 namespace {
-const char* const kOutputs[] = {"summary.json", "metrics.csv", "weights.h5", "deck.resolved.toml"};
+const char* const kOutputs[] = {"summary.json", "metrics.csv", "weights.h5", "scores.h5", "deck.resolved.toml"};
 
 void fsync_path(const std::string& path, bool directory) {
   const int fd = ::open(path.c_str(), directory ? O_RDONLY | O_DIRECTORY : O_RDONLY);

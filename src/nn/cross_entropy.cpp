@@ -7,6 +7,7 @@
 namespace sama::nn {
 using std::exp;
 using std::log;
+using std::sqrt;
 
 template <class T>
 SoftmaxCrossEntropy<T>::SoftmaxCrossEntropy(std::size_t max_batch, std::size_t classes)
@@ -66,6 +67,28 @@ std::size_t SoftmaxCrossEntropy<T>::count_correct(MatU<const T> logits, VecU<con
       },
       correct);
   return correct;
+}
+
+template <class T>
+void SoftmaxCrossEntropy<T>::sample_errors(VecU<const int> labels, VecU<T> el2n, VecU<int> correct) const {
+  SAMA_REQUIRE(labels.extent(0) == batch_ && el2n.extent(0) == batch_ && correct.extent(0) == batch_,
+               "SoftmaxCrossEntropy::sample_errors: {} labels, {} and {} outputs for a batch of {}", labels.extent(0),
+               el2n.extent(0), correct.extent(0), batch_);
+  const std::size_t c = classes_;
+  auto probs = probs_;
+  Kokkos::parallel_for(
+      "sama::SoftmaxCrossEntropy::sample_errors", Range(0, batch_), KOKKOS_LAMBDA(const std::size_t i) {
+        const int y = labels(i);
+        std::size_t best = 0;
+        T sq = 0;
+        for (std::size_t j = 0; j < c; ++j) {
+          const T e = probs(i, j) - (static_cast<int>(j) == y ? T(1) : T(0));
+          sq += e * e;
+          if (probs(i, j) > probs(i, best)) best = j;
+        }
+        el2n(i) = sqrt(sq);
+        correct(i) = static_cast<int>(best) == y ? 1 : 0;
+      });
 }
 
 template class SoftmaxCrossEntropy<float>;

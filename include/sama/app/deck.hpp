@@ -23,6 +23,9 @@ struct DataConfig {
   long synthetic_features = 32;
   long synthetic_classes = 10;
   double synthetic_separation = 1.0;
+  long seed = 0;                         // meta split and label noise (synthetic: the data too);
+                                         // 0 = train.seed. Fix it to vary train.seed over one data set.
+  std::string keep_mask;                 // train only on the samples a `sama prune` mask keeps ("" = all)
 };
 
 struct ModelConfig {
@@ -64,6 +67,14 @@ struct MetaConfig {
                                    // exactly one large batch, one more θ-sized all-reduce)
 };
 
+/// Per-sample scores written to scores.h5 (data pruning, noise detection). Epoch windows are
+/// [first, last) in zero-based epochs of this run; {-1, -1} means the default given per key.
+struct ScoresConfig {
+  bool enabled = true;
+  std::vector<long> early_epochs = {-1, -1};       // EL2N and GraNd: default epochs [1, 5)
+  std::vector<long> meta_weight_epochs = {-1, -1}; // meta weight: default the second half of training
+};
+
 struct ParallelConfig {
   std::string backend = "mpi";  // gradient all-reduce: "mpi" (host buffers) or "nccl" (GPU buffers)
   double bucket_mb = 25.0;      // gradient all-reduce bucket size (MB); <= 0: one bucket per layer
@@ -94,6 +105,7 @@ struct Deck {
   optim::ScheduleConfig schedule;
   TrainConfig train;
   MetaConfig meta;
+  ScoresConfig scores;
   ParallelConfig parallel;
   CheckpointConfig checkpoint;
   DebugConfig debug;

@@ -27,6 +27,8 @@ class MetaWeightNet {
   void forward(VecU<const T> lambda, VecU<const T> losses, VecU<T> weights, const SumFn& sum = {});
   /// The un-normalised weights s_i = sigmoid(MLP_λ(ℓ_i)) (a per-sample score; no backward).
   void scores(VecU<const T> lambda, VecU<const T> losses, VecU<T> out);
+  /// The un-normalised weights s_i of the last forward's batch.
+  VecU<const T> last_scores() const { return VecU<const T>(score_.data(), batch_); }
   /// grad = Σ_i dweights[i] ∂w_i/∂λ over the whole (global) batch of the last forward, identical on
   /// every rank (overwritten).
   void backward(VecU<const T> lambda, VecU<const T> dweights, VecU<T> grad, const SumFn& sum = {});

@@ -30,6 +30,10 @@ class Classifier {
   /// Correct predictions in the batch of the last losses() call.
   std::size_t count_correct(VecU<const int> y) const { return SoftmaxCrossEntropy<T>::count_correct(logits_, y); }
   MatU<const T> logits() const { return logits_; }
+  /// Per-sample EL2N and correctness for the batch of the last losses() call (SoftmaxCrossEntropy).
+  void sample_errors(VecU<const int> y, VecU<T> el2n, VecU<int> correct) const {
+    ce_.sample_errors(y, el2n, correct);
+  }
 
  private:
   Mlp<T> mlp_;

@@ -16,6 +16,9 @@ class SoftmaxCrossEntropy {
   void backward(VecU<const T> coef, VecU<const int> labels, MatU<T> dlogits) const;
   /// Number of samples whose arg-max logit equals the label (ties go to the lowest class).
   static std::size_t count_correct(MatU<const T> logits, VecU<const int> labels);
+  /// For the batch of the last forward: el2n[i] = ‖softmax(z_i) − onehot(y_i)‖₂ (the EL2N score) and
+  /// correct[i] = 1 when the arg-max probability is the label (ties to the lowest class), else 0.
+  void sample_errors(VecU<const int> labels, VecU<T> el2n, VecU<int> correct) const;
 
  private:
   std::size_t classes_;

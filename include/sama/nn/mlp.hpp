@@ -43,6 +43,12 @@ class Mlp {
   void backward(VecU<const T> theta, MatU<const T> dy, VecU<T> grad, MatU<T> dx = MatU<T>(),
                 const GradReady& on_ready = nullptr);
 
+  /// Per-sample gradient norms (GraNd): while a buffer is set, every backward ADDS to sq_norms[i]
+  /// the squared norm of sample i's own share of the parameter gradient. It is exact and cheap: a
+  /// Linear layer's per-sample gradient is the outer product dy_i x_iᵀ (plus dy_i for the bias), so
+  /// its squared norm is ‖dy_i‖² (‖x_i‖² + 1); activations have no parameters. An empty view stops it.
+  void set_sample_grad_norms(VecU<T> sq_norms) { sample_sq_norms_ = sq_norms; }
+
  private:
   std::vector<std::size_t> widths_;
   std::vector<std::unique_ptr<Layer<T>>> layers_;
@@ -53,6 +59,7 @@ class Mlp {
   MatU<const T> input_;
   std::vector<Mat<T>> acts_;  // output of each layer, [max_batch][out]
   Mat<T> delta_a_, delta_b_;  // ping-pong gradients w.r.t. activations
+  VecU<T> sample_sq_norms_;   // set_sample_grad_norms
 };
 
 }  // namespace sama::nn
