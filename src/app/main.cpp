@@ -1,6 +1,7 @@
 // sama: scalable meta learning (SAMA) as an SPMD program.
 #include "sama/app/commands.hpp"
 #include "sama/app/preemption.hpp"
+#include "sama/app/prune.hpp"
 #include "sama/comm/communicator.hpp"
 #include "sama/core/error.hpp"
 #include "sama/core/gemm.hpp"
@@ -40,6 +41,17 @@ int main(int argc, char** argv) {
     bench_cmd->add_option("--steps", bench.steps, "timed steps per configuration")->check(CLI::PositiveNumber);
     bench_cmd->add_option("--warmup", bench.warmup, "untimed steps per configuration")->check(CLI::NonNegativeNumber);
 
+    sama::app::PruneArgs prune;
+    auto* prune_cmd = app.add_subcommand("prune", "write a keep mask (data pruning) from a run's per-sample scores");
+    prune_cmd->add_option("--scores", prune.scores, "scores.h5 of a training run")->required();
+    prune_cmd->add_option("--by", prune.by, "score to rank by: meta_weight, el2n, grand, forgetting, loss or random")
+        ->required();
+    prune_cmd->add_option("--keep", prune.keep, "fraction of the training samples kept, in (0, 1]")->required();
+    prune_cmd->add_flag("--class-balanced", prune.class_balanced, "rank within each observed class");
+    prune_cmd->add_option("--seed", prune.seed, "seed of --by random (default 1)");
+    prune_cmd->add_option("--out", prune.out, "the mask file to write (HDF5)")->required();
+    prune_cmd->footer(sama::app::prune_help());
+
     try {
       app.parse(argc, argv);
     } catch (const CLI::ParseError& e) {
@@ -54,6 +66,7 @@ int main(int argc, char** argv) {
       else if (*info_cmd) {
         if (comm.rank() == 0) sama::app::print_info(std::cout);
       } else if (*bench_cmd) code = sama::app::run_bench(bench, comm, std::cout);
+      else if (*prune_cmd && comm.rank() == 0) code = sama::app::run_prune(prune, std::cout);  // serial
     } catch (const std::exception& e) {
       std::cerr << "sama: error on rank " << comm.rank() << ": " << e.what() << std::endl;
       if (comm.size() > 1) comm.abort(1);
