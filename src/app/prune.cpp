@@ -199,6 +199,9 @@ int run_prune(const PruneArgs& args, std::ostream& log) {
       (fs::exists(args.out, ec) && fs::equivalent(args.out, args.scores, ec)))
     fail("--out '{}' is the scores file '{}': refusing to overwrite it; write the mask elsewhere", args.out, args.scores);
   if (fs::is_directory(args.out, ec)) fail("--out '{}' is a directory; give a file name such as MASK.h5", args.out);
+  const fs::path out_dir = fs::path(args.out).parent_path();
+  if (!out_dir.empty() && !fs::is_directory(out_dir, ec))
+    fail("--out '{}': directory '{}' does not exist", args.out, out_dir.string());
 
   ScoresInput in = read_scores(args.scores, args.by);
   const std::size_t n = in.ids.size();
