@@ -136,7 +136,9 @@ TEST(Prune, EveryScoreKeepsItsHighestValuesWithTiesBySampleId) {
         if (m.keep[i]) lowest_kept = std::min(lowest_kept, x);
         else highest_pruned = std::max(highest_pruned, x);
       }
-      if (keep < 1.0) EXPECT_GE(lowest_kept, highest_pruned) << p.name;
+      if (keep < 1.0) {
+        EXPECT_GE(lowest_kept, highest_pruned) << p.name;
+      }
     }
   }
 }
@@ -175,8 +177,11 @@ TEST(Prune, NanScoresArePrunedFirstAndCounted) {
     EXPECT_EQ(m.keep, reference_keep(s.ids, s.labels, el2n, keep, false));
     std::size_t kept_nan = 0, kept_finite = 0;
     for (std::size_t i = 0; i < el2n.size(); ++i) (std::isnan(el2n[i]) ? kept_nan : kept_finite) += m.keep[i];
-    if (m.kept() <= finite) EXPECT_EQ(kept_nan, 0u);
-    else EXPECT_EQ(kept_finite, finite);
+    if (m.kept() <= finite) {
+      EXPECT_EQ(kept_nan, 0u);
+    } else {
+      EXPECT_EQ(kept_finite, finite);
+    }
     EXPECT_NE(log.find(std::to_string(nans) + " NaN"), std::string::npos) << log;
     io::H5Handle f = io::open_file(dir.file("m.h5"));
     EXPECT_EQ(io::read_attribute<double>(f, "nan_scores"), static_cast<double>(nans));
