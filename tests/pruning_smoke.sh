@@ -104,6 +104,9 @@ for r in rows:
     assert int(r["kept"]) == math.floor(float(r["keep"]) * n + 0.5), f"kept {r['kept']} of {n} at keep {r['keep']}"
     assert 0.0 <= float(r["final_test_accuracy"]) <= 1.0
     assert os.path.exists(os.path.join(r["run_dir"], "summary.json"))
+    import json
+    trained = json.load(open(os.path.join(r["run_dir"], "summary.json")))["train_samples"]
+    assert trained == int(r["kept"]), f"{r['run_dir']} trained on {trained} samples, the mask keeps {r['kept']}"
     noisy = float(r["noisy_fraction_kept"])
     assert (noisy == 0.0) if r["setting"] == "clean" else noisy > 0.2, f"noisy fraction {noisy} in {r['setting']}"
 print(f"pruning table ok: {len(rows)} rows")

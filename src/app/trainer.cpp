@@ -12,6 +12,7 @@
 #include "sama/app/sample_scores.hpp"
 #include "sama/comm/gradient_reducer.hpp"
 #include "sama/io/checkpoint.hpp"
+#include "sama/io/keep_mask.hpp"
 #include "sama/core/error.hpp"
 #include "sama/core/gemm.hpp"
 #include "sama/core/timer.hpp"
@@ -82,6 +83,7 @@ std::vector<std::size_t> widths_of(const Deck& deck, std::size_t in, std::size_t
 struct Data {
   data::Dataset train, test;
   data::MetaSplit split;
+  std::vector<std::int64_t> kept;  // the training ids sampled from: split.train_ids, or those a keep mask keeps
   data::NoisyLabels labels;
   data::Normalization norm;
 };
@@ -133,6 +135,13 @@ Data load_data(const Deck& deck) {
   d.labels = data::apply_label_noise(d.train.labels, classes, d.split.train_ids, data::parse_noise_type(c.noise_type),
                                      c.noise_rate, seed);
   d.norm = data::compute_normalization(d.train, d.split.train_ids);
+  // A keep mask (sama prune) must have been made for exactly this split and these observed labels.
+  if (c.keep_mask.empty()) {
+    d.kept = d.split.train_ids;
+  } else {
+    data::probe_hdf5_in_child(c.keep_mask, [](const std::string& p) { io::read_keep_mask(p); });  // a user file too
+    d.kept = io::kept_ids(io::read_keep_mask(c.keep_mask), d.split.train_ids, d.labels.observed);
+  }
   return d;
 }
 
@@ -148,7 +157,7 @@ class Trainer {
         meta_batch_size_(static_cast<std::size_t>(deck.meta.batch_size)),
         eval_batch_(static_cast<std::size_t>(deck.train.eval_batch)),
         workspace_(std::max({batch_size_, meta_batch_size_, eval_batch_})),
-        sampler_(data_.split.train_ids, batch_size_, seed(), static_cast<std::uint64_t>(Stream::sampler), comm.rank(),
+        sampler_(data_.kept, batch_size_, seed(), static_cast<std::uint64_t>(Stream::sampler), comm.rank(),
                  comm.size()),
         meta_sampler_(data_.split.meta_ids, meta_batch_size_, seed(), static_cast<std::uint64_t>(Stream::meta_sampler),
                       comm.rank(), comm.size()),
@@ -753,6 +762,9 @@ RunResult Trainer::run() {
   say("sama: {} on {} ({} train, {} meta, {} test samples, {} features, {} classes), noise {} {:.2f}",
       deck_.meta.method, data_.train.source, data_.split.train_ids.size(), data_.split.meta_ids.size(),
       data_.test.n, data_.train.features(), data_.train.num_classes, deck_.data.noise_type, deck_.data.noise_rate);
+  if (!deck_.data.keep_mask.empty())
+    say("sama: training on the {} of {} training samples kept by {}", data_.kept.size(), data_.split.train_ids.size(),
+        deck_.data.keep_mask);
   say("sama: model {} ({} parameters), Meta-Weight-Net {} parameters, {} steps of batch {} ({} per epoch)",
       fmt::join(model_.mlp().widths(), "-"), model_.num_params(), mwn_.num_params(), total_steps_, batch_size_,
       sampler_.batches_per_epoch());
@@ -880,12 +892,13 @@ RunResult train(const Deck& deck, const RunOptions& options, const comm::Communi
   if (deck.meta.batch_size % comm.size() != 0)
     fail("{}: meta.batch_size = {} does not divide over {} ranks", deck.file, deck.meta.batch_size, comm.size());
   Data data = load_data(deck);
-  if (data.split.train_ids.size() < static_cast<std::size_t>(deck.train.batch_size))
-    fail("{}: train.batch_size = {} exceeds the {} training samples left after the meta set", deck.file,
-         deck.train.batch_size, data.split.train_ids.size());
+  if (data.kept.size() < static_cast<std::size_t>(deck.train.batch_size))
+    fail("{}: train.batch_size = {} exceeds the {} training samples{}", deck.file, deck.train.batch_size,
+         data.kept.size(), deck.data.keep_mask.empty() ? " left after the meta set" : " the keep mask keeps");
   if (data.split.meta_ids.size() < static_cast<std::size_t>(deck.meta.batch_size))
     fail("{}: meta.batch_size = {} exceeds the meta set of {} samples", deck.file, deck.meta.batch_size,
          data.split.meta_ids.size());
+  const auto train_samples = static_cast<long>(data.kept.size());
   Trainer trainer(deck, options, comm, std::move(data));
   bool resuming = false;
   if (options.resume || options.resume_if_present) {
@@ -910,7 +923,8 @@ RunResult train(const Deck& deck, const RunOptions& options, const comm::Communi
     }
   }
   if (!options.out_dir.empty() && comm.rank() == 0) {
-    io::prepare_run_dir(options.out_dir, {deck.file, deck.data.train_file, deck.data.test_file}, resuming);
+    io::prepare_run_dir(options.out_dir, {deck.file, deck.data.train_file, deck.data.test_file, deck.data.keep_mask},
+                        resuming);
     io::write_file_atomic((fs::path(options.out_dir) / "deck.resolved.toml").string(), to_toml(deck));
   }
   comm.barrier();  // the run directory exists before any rank writes a checkpoint
@@ -937,6 +951,8 @@ RunResult train(const Deck& deck, const RunOptions& options, const comm::Communi
     j.set("nonfinite_steps", r.nonfinite_steps);
     j.set("resumed_from_step", r.resumed_from);
     j.set("deck", deck.file);
+    j.set("train_samples", train_samples);
+    j.set("keep_mask", deck.data.keep_mask);
     io::write_file_atomic((fs::path(options.out_dir) / "summary.json").string(), j.str());
   }
   return r;

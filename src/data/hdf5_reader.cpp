@@ -159,6 +159,10 @@ Dataset read_hdf5(const std::string& path) {
 }
 
 void probe_hdf5_in_child(const std::string& path) {
+  probe_hdf5_in_child(path, [](const std::string& p) { read_hdf5(p); });
+}
+
+void probe_hdf5_in_child(const std::string& path, const std::function<void(const std::string&)>& reader) {
   std::fflush(nullptr);
   const pid_t pid = ::fork();
   if (pid < 0) return;  // no child: read in-process as usual
@@ -167,7 +171,7 @@ void probe_hdf5_in_child(const std::string& path) {
     for (int sig : {SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGABRT}) std::signal(sig, SIG_DFL);
     int code = 0;
     try {
-      read_hdf5(path);
+      reader(path);
     } catch (...) {
       code = 1;  // a clean error: the parent reads the file and reports it
     }

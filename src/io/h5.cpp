@@ -338,6 +338,8 @@ std::string read_string_attribute(hid_t obj, const std::string& name) {
   if (vlen > 0) {
     H5Handle mtype = check_id(H5Tcopy(H5T_C_S1), "creating a string type", file);
     check(H5Tset_size(mtype, H5T_VARIABLE), "creating a string type", file);
+    // The file's character set (h5py writes UTF-8): HDF5 does not convert between ASCII and UTF-8.
+    check(H5Tset_cset(mtype, H5Tget_cset(ftype)), "creating a string type", file);
     char* p = nullptr;
     check(H5Aread(attr, mtype, &p), "reading attribute '" + name + "'", file);
     std::string s = p != nullptr ? std::string(p) : std::string();

@@ -3,6 +3,7 @@
 // batch is gathered), or float32; labels are int32 class indices.
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -40,6 +41,8 @@ Dataset read_hdf5(const std::string& path);
 /// a sama::Error naming the file instead of taking the run down. A clean error or success in the child
 /// returns normally (the caller then reads the file itself and gets the same error, or the data).
 void probe_hdf5_in_child(const std::string& path);
+/// The same with another reader of the file (e.g. a keep mask's).
+void probe_hdf5_in_child(const std::string& path, const std::function<void(const std::string&)>& reader);
 
 /// A seeded synthetic classification set: `classes` Gaussian clusters in `features` dimensions.
 /// The same (seed, stream) gives the same set; train and test use different streams.
