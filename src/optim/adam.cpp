@@ -1,25 +1,12 @@
 // Adam and AdamW with the exact adaptation D = ∂u/∂g; see sama/optim/adam.hpp.
 #include "sama/optim/adam.hpp"
 
+#include "kernel_math.hpp"
 #include "sama/core/error.hpp"
 
 #include <cmath>
 
 namespace sama::optim {
-
-namespace detail {
-
-/// √x on host and device, for Kokkos 3.4 (Experimental) and ≥ 3.7 / 4.x (Kokkos::sqrt).
-template <class T>
-KOKKOS_INLINE_FUNCTION T kk_sqrt(T x) {
-#if KOKKOS_VERSION >= 30700
-  return Kokkos::sqrt(x);
-#else
-  return Kokkos::Experimental::sqrt(x);
-#endif
-}
-
-}  // namespace detail
 
 namespace {
 

@@ -1,9 +1,12 @@
 #pragma once
 // Base-level and meta-level optimizers over one flat parameter buffer.
 //
-// Every optimizer applies an element-wise update θ ← θ − u(g) and can report its adaptation
-// D = ∂u/∂g: the exact derivative of the update it just applied with respect to the gradient it was
-// given (learning rate, bias correction, ε, momentum, Nesterov included). SAMA uses D ⊙ v.
+// Every optimizer applies an update θ ← θ − u(g) and can report its adaptation D = ∂u/∂g: the exact
+// derivative of the update it just applied with respect to the gradient it was given (learning rate,
+// bias correction, ε, momentum, Nesterov included). SAMA needs the vector-Jacobian product Dᵀv
+// (dL_meta/dλ = −(∂g/∂λ)ᵀ Dᵀ v); for every optimizer but LAMB, D is diagonal and Dᵀv = D ⊙ v.
+// Lion's D is zero almost everywhere: it reports D of a documented surrogate (lion.hpp).
+// docs/optimizers.md lists the updates and their D.
 #include "sama/core/types.hpp"
 
 #include <memory>
@@ -14,13 +17,22 @@
 namespace sama::optim {
 
 struct OptimizerConfig {
-  std::string name = "adam";  // "sgd", "adam", "adamw"
-  double momentum = 0.0;      // SGD
+  std::string name = "adam";  // "sgd", "adam", "adamw", "adagrad", "rmsprop", "lion", "lamb"
+  double momentum = 0.0;      // SGD, RMSprop
   bool nesterov = false;      // SGD
-  double weight_decay = 0.0;  // SGD/Adam: L2 added to the gradient; AdamW: decoupled
-  double beta1 = 0.9;
-  double beta2 = 0.999;
-  double eps = 1e-8;
+  double weight_decay = 0.0;  // SGD/Adam/Adagrad/RMSprop: L2 added to the gradient;
+                              // AdamW/Lion: decoupled; LAMB: inside the trust-ratio-scaled update
+  double beta1 = 0.9;         // Adam/AdamW/LAMB: first moment; Lion: interpolation
+  double beta2 = 0.999;       // Adam/AdamW/LAMB: second moment; Lion: momentum
+  double eps = 1e-8;          // all but SGD and Lion
+  double alpha = 0.99;        // RMSprop: smoothing of the squared-gradient average
+  bool centered = false;      // RMSprop: divide by the estimated variance instead of the 2nd moment
+  double initial_accumulator = 0.0;    // Adagrad: initial value of the sum of squares
+  std::string lion_surrogate = "tanh";  // Lion's D: "tanh", "identity", "zero" (see lion.hpp)
+  double lion_temperature = 1e-3;       // Lion, surrogate "tanh": sign(c) ≈ tanh(c/τ)
+  /// LAMB: parameter groups (offset, count), one trust ratio each; they must tile [0, n) in order.
+  /// Empty = one group over all parameters. Ignored by the other optimizers.
+  std::vector<std::pair<std::size_t, std::size_t>> groups;
 };
 
 template <class T>
@@ -30,15 +42,18 @@ class Optimizer {
   virtual std::string name() const = 0;
   /// θ ← θ − u(g) at learning rate lr; records what adaptation() needs (e.g. the gradient).
   virtual void step(VecU<T> theta, VecU<const T> grad, double lr) = 0;
-  /// out = D ⊙ v where D = ∂u/∂g of the last step, element-wise. out may alias v.
-  /// Throws sama::Error if no step has been taken yet (D is undefined, SAMA must skip).
+  /// out = Dᵀv where D = ∂u/∂g of the last step (D ⊙ v for the element-wise optimizers). out may
+  /// alias v. Throws sama::Error if no step has been taken yet (D is undefined, SAMA must skip).
   virtual void apply_adaptation(VecU<const T> v, VecU<T> out) const = 0;
   /// Number of steps taken.
   virtual long steps() const = 0;
   /// Named state vectors (moments, the stored gradient), for checkpoints and tests. The views share
   /// storage with the optimizer: read them to save, deep_copy into them to restore (then call
   /// set_steps and set_last_lr). SGD: "momentum_buffer" (only when momentum > 0);
-  /// Adam/AdamW: "exp_avg", "exp_avg_sq", "last_grad". Every vector has the parameter count.
+  /// Adam/AdamW: "exp_avg", "exp_avg_sq", "last_grad"; Adagrad: "sum", "last_grad"; RMSprop:
+  /// "square_avg", "grad_avg" (centered), "momentum_buffer" (momentum > 0), "last_grad"; Lion:
+  /// "exp_avg", "last_interp"; LAMB: "exp_avg", "exp_avg_sq", "last_grad", "last_update",
+  /// "param_norm". Every vector has the parameter count except LAMB's "param_norm" (one per group).
   virtual std::vector<std::pair<std::string, Vec<T>>> state() const = 0;
   virtual void set_steps(long t) = 0;
   /// Learning rate of the last step; D depends on it, so a checkpoint must save and restore it.
