@@ -77,6 +77,74 @@ TEST(Deck, ContradictionsRejected) {
   expect_error("[optimizer]\nname = \"adam\"\nmomentum = 0.9\n", {}, {"momentum", "sgd"});
 }
 
+TEST(Deck, OptimizerKeysReadWrittenAndRoundTripped) {
+  const auto d = parse_deck("[optimizer]\nname = \"rmsprop\"\nalpha = 0.9\ncentered = true\nmomentum = 0.5\n", "d");
+  EXPECT_EQ(d.optimizer.cfg.name, "rmsprop");
+  EXPECT_DOUBLE_EQ(d.optimizer.cfg.alpha, 0.9);
+  EXPECT_TRUE(d.optimizer.cfg.centered);
+  EXPECT_DOUBLE_EQ(d.optimizer.cfg.momentum, 0.5);
+  const auto a = parse_deck("[optimizer]\nname = \"adagrad\"\ninitial_accumulator = 0.1\n", "d");
+  EXPECT_DOUBLE_EQ(a.optimizer.cfg.initial_accumulator, 0.1);
+  const auto l = parse_deck("[optimizer]\nname = \"lion\"\nlion_temperature = 0.01\n", "d");
+  EXPECT_EQ(l.optimizer.cfg.lion_surrogate, "tanh");
+  EXPECT_DOUBLE_EQ(l.optimizer.cfg.lion_temperature, 0.01);
+  const auto z = parse_deck("[optimizer]\nname = \"lion\"\nlion_surrogate = \"zero\"\n", "d");
+  EXPECT_EQ(z.optimizer.cfg.lion_surrogate, "zero");
+  EXPECT_EQ(parse_deck("[optimizer]\nname = \"lamb\"\n", "d").optimizer.cfg.name, "lamb");
+  // The resolved deck writes every key, and reads back to the same values.
+  for (const auto* deck : {&d, &a, &l, &z}) {
+    const std::string text = app::to_toml(*deck);
+    for (const char* key : {"alpha", "centered", "initial_accumulator", "lion_surrogate", "lion_temperature"})
+      EXPECT_NE(text.find(std::string("\n") + key + " = "), std::string::npos) << key << " not in:\n" << text;
+    const auto e = parse_deck(text, "resolved");
+    const std::string again = app::to_toml(e);
+    EXPECT_EQ(again.substr(again.find("\n[")), text.substr(text.find("\n[")));
+    EXPECT_EQ(e.optimizer.cfg.name, deck->optimizer.cfg.name);
+    EXPECT_EQ(e.optimizer.cfg.alpha, deck->optimizer.cfg.alpha);
+    EXPECT_EQ(e.optimizer.cfg.centered, deck->optimizer.cfg.centered);
+    EXPECT_EQ(e.optimizer.cfg.initial_accumulator, deck->optimizer.cfg.initial_accumulator);
+    EXPECT_EQ(e.optimizer.cfg.lion_surrogate, deck->optimizer.cfg.lion_surrogate);
+    EXPECT_EQ(e.optimizer.cfg.lion_temperature, deck->optimizer.cfg.lion_temperature);
+  }
+}
+
+TEST(Deck, OptimizerKeysValidated) {
+  expect_error("[optimizer]\nname = \"adamax\"\n", {},
+               {"deck.toml:2", "optimizer.name", "adagrad", "rmsprop", "lion", "lamb"});
+  expect_error("[optimizer]\nname = \"rmsprop\"\nalpha = 1.0\n", {},
+               {"deck.toml:3", "optimizer.alpha", "out of range"});
+  expect_error("[optimizer]\nname = \"adagrad\"\ninitial_accumulator = -1\n", {},
+               {"deck.toml:3", "optimizer.initial_accumulator", "out of range"});
+  expect_error("[optimizer]\nname = \"lion\"\nlion_surrogate = \"sigmoid\"\n", {},
+               {"deck.toml:3", "optimizer.lion_surrogate", "tanh, identity, zero"});
+  expect_error("[optimizer]\nname = \"lion\"\nlion_temperature = 0\n", {},
+               {"deck.toml:3", "optimizer.lion_temperature", "greater than 0"});
+  expect_error("[optimizer]\nname = \"lion\"\ncentered = 1\n", {}, {"deck.toml:3", "optimizer.centered", "boolean"});
+}
+
+TEST(Deck, OptimizerOptionsOfAnotherOptimizerRejected) {
+  // Momentum: sgd and rmsprop; nesterov: sgd only.
+  EXPECT_NO_THROW(parse_deck("[optimizer]\nname = \"rmsprop\"\nmomentum = 0.9\n", "d"));
+  expect_error("[optimizer]\nname = \"lamb\"\nmomentum = 0.9\n", {}, {"optimizer.momentum", "sgd", "rmsprop", "lamb"});
+  expect_error("[optimizer]\nname = \"rmsprop\"\nmomentum = 0.9\nnesterov = true\n", {},
+               {"optimizer.nesterov", "sgd", "rmsprop"});
+  expect_error("[optimizer]\nname = \"adam\"\ncentered = true\n", {}, {"optimizer.centered", "rmsprop", "adam"});
+  expect_error("[optimizer]\nname = \"sgd\"\nalpha = 0.9\n", {}, {"optimizer.alpha", "rmsprop", "sgd"});
+  expect_error("[optimizer]\nname = \"rmsprop\"\ninitial_accumulator = 0.1\n", {},
+               {"optimizer.initial_accumulator", "adagrad", "rmsprop"});
+  expect_error("[optimizer]\nname = \"lamb\"\nlion_surrogate = \"identity\"\n", {},
+               {"optimizer.lion_surrogate", "lion", "lamb"});
+  expect_error("[optimizer]\nname = \"adamw\"\nlion_temperature = 0.1\n", {},
+               {"optimizer.lion_temperature", "lion", "adamw"});
+  // The temperature belongs to the tanh surrogate.
+  expect_error("[optimizer]\nname = \"lion\"\nlion_surrogate = \"identity\"\nlion_temperature = 0.1\n", {},
+               {"optimizer.lion_temperature", "tanh", "identity"});
+  // The same through --set, and every new key accepted at its optimizer.
+  expect_error("", {"optimizer.name=adagrad", "optimizer.centered=true"}, {"optimizer.centered", "adagrad"});
+  EXPECT_NO_THROW(parse_deck("", "d", {"optimizer.name=lion", "optimizer.lion_surrogate=identity"}));
+  EXPECT_NO_THROW(parse_deck("", "d", {"optimizer.name=adagrad", "optimizer.initial_accumulator=0.1"}));
+}
+
 TEST(Deck, SyntaxErrorNamedWithLine) {
   expect_error("[train]\nseed = = 1\n", {}, {"deck.toml:2", "syntax"});
 }

@@ -164,7 +164,7 @@ void describe(Binder& b, Deck& d) {
   b.field("model.activation", d.model.activation, {"relu", "gelu", "tanh"});
 
   auto& o = d.optimizer;
-  b.field("optimizer.name", o.cfg.name, {"sgd", "adam", "adamw"});
+  b.field("optimizer.name", o.cfg.name, {"sgd", "adam", "adamw", "adagrad", "rmsprop", "lion", "lamb"});
   b.field("optimizer.lr", o.lr, 0.0, 1e3, true);
   b.field("optimizer.momentum", o.cfg.momentum, 0.0, 0.999999);
   b.field("optimizer.nesterov", o.cfg.nesterov);
@@ -172,6 +172,11 @@ void describe(Binder& b, Deck& d) {
   b.field("optimizer.beta1", o.cfg.beta1, 0.0, 0.999999);
   b.field("optimizer.beta2", o.cfg.beta2, 0.0, 0.999999);
   b.field("optimizer.eps", o.cfg.eps, 0.0, 1.0, true);
+  b.field("optimizer.alpha", o.cfg.alpha, 0.0, 0.999999);
+  b.field("optimizer.centered", o.cfg.centered);
+  b.field("optimizer.initial_accumulator", o.cfg.initial_accumulator, 0.0, 1e6);
+  b.field("optimizer.lion_surrogate", o.cfg.lion_surrogate, {"tanh", "identity", "zero"});
+  b.field("optimizer.lion_temperature", o.cfg.lion_temperature, 0.0, 1e6, true);
 
   auto& s = d.schedule;
   b.field("schedule.name", s.name, {"constant", "step", "cosine"});
@@ -318,8 +323,31 @@ void validate(const Deck& d) {
   if (d.model.hidden.empty()) fail("{}: model.hidden must list at least one hidden width", f);
   if (d.optimizer.cfg.nesterov && d.optimizer.cfg.momentum <= 0)
     fail("{}: optimizer.nesterov = true needs optimizer.momentum > 0", f);
-  if (d.optimizer.cfg.name != "sgd" && (d.optimizer.cfg.momentum != 0 || d.optimizer.cfg.nesterov))
-    fail("{}: optimizer.momentum/nesterov apply to \"sgd\" only; optimizer.name is \"{}\"", f, d.optimizer.cfg.name);
+  // Options of one optimizer set (away from their defaults) for another are contradictions.
+  const optim::OptimizerConfig& oc = d.optimizer.cfg;
+  const optim::OptimizerConfig od;
+  const std::string& on = oc.name;
+  if (oc.nesterov && on != "sgd")
+    fail("{}: optimizer.nesterov applies to \"sgd\" only; optimizer.name is \"{}\"", f, on);
+  if (oc.momentum != 0 && on != "sgd" && on != "rmsprop")
+    fail("{}: optimizer.momentum = {} applies to \"sgd\" and \"rmsprop\" only; optimizer.name is \"{}\"", f,
+         oc.momentum, on);
+  if (oc.centered && on != "rmsprop")
+    fail("{}: optimizer.centered = true applies to \"rmsprop\" only; optimizer.name is \"{}\"", f, on);
+  if (oc.alpha != od.alpha && on != "rmsprop")
+    fail("{}: optimizer.alpha = {} applies to \"rmsprop\" only; optimizer.name is \"{}\"", f, oc.alpha, on);
+  if (oc.initial_accumulator != od.initial_accumulator && on != "adagrad")
+    fail("{}: optimizer.initial_accumulator = {} applies to \"adagrad\" only; optimizer.name is \"{}\"", f,
+         oc.initial_accumulator, on);
+  if (oc.lion_surrogate != od.lion_surrogate && on != "lion")
+    fail("{}: optimizer.lion_surrogate = \"{}\" applies to \"lion\" only; optimizer.name is \"{}\"", f,
+         oc.lion_surrogate, on);
+  if (oc.lion_temperature != od.lion_temperature && on != "lion")
+    fail("{}: optimizer.lion_temperature = {} applies to \"lion\" only; optimizer.name is \"{}\"", f,
+         oc.lion_temperature, on);
+  if (oc.lion_surrogate != "tanh" && oc.lion_temperature != od.lion_temperature)
+    fail("{}: optimizer.lion_temperature = {} applies to optimizer.lion_surrogate = \"tanh\" only, not \"{}\"", f,
+         oc.lion_temperature, oc.lion_surrogate);
 }
 
 Deck parse_table(toml::table& table, const std::string& name, const std::vector<std::string>& overrides) {
