@@ -80,6 +80,18 @@ std::vector<std::size_t> widths_of(const Deck& deck, std::size_t in, std::size_t
   return w;
 }
 
+/// The deck's base optimizer with one parameter group per layer that has parameters (a Linear's
+/// weights and bias together): LAMB's trust ratio is per group; the other optimizers ignore groups.
+optim::OptimizerConfig base_optimizer_config(const Deck& deck, const nn::Classifier<real>& model) {
+  optim::OptimizerConfig c = deck.optimizer.cfg;
+  c.groups.clear();
+  for (std::size_t i = 0; i < model.mlp().num_layers(); ++i) {
+    const std::size_t np = model.mlp().layer(i).num_params();
+    if (np > 0) c.groups.emplace_back(model.mlp().param_offset(i), np);
+  }
+  return c;
+}
+
 struct Data {
   data::Dataset train, test;
   data::MetaSplit split;
@@ -165,7 +177,7 @@ class Trainer {
                nn::parse_activation(deck.model.activation), workspace_),
         theta_(make_vec<real>("sama::theta", model_.num_params())),
         grad_(make_vec<real>("sama::grad", model_.num_params())),
-        base_opt_(optim::make_optimizer<real>(deck.optimizer.cfg, model_.num_params())),
+        base_opt_(optim::make_optimizer<real>(base_optimizer_config(deck, model_), model_.num_params())),
         mwn_(static_cast<std::size_t>(deck.meta.hidden), deck.meta.normalize, workspace_),
         lambda_(make_vec<real>("sama::lambda", mwn_.num_params())),
         lambda_grad_(make_vec<real>("sama::lambda_grad", mwn_.num_params())),
