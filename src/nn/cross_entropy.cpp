@@ -91,6 +91,41 @@ void SoftmaxCrossEntropy<T>::sample_errors(VecU<const int> labels, VecU<T> el2n,
       });
 }
 
+template <class T>
+void SoftmaxCrossEntropy<T>::forward_tangent(MatU<const T> logits_dot, VecU<const int> labels,
+                                             VecU<T> dlosses) const {
+  SAMA_REQUIRE(logits_dot.extent(0) == batch_ && logits_dot.extent(1) == classes_ && labels.extent(0) == batch_ &&
+                   dlosses.extent(0) == batch_,
+               "SoftmaxCrossEntropy::forward_tangent: shape mismatch (tangents {}x{}, {} labels, {} outputs, batch "
+               "{} of {} classes)",
+               logits_dot.extent(0), logits_dot.extent(1), labels.extent(0), dlosses.extent(0), batch_, classes_);
+  const std::size_t c = classes_;
+  auto probs = probs_;
+  Kokkos::parallel_for(
+      "sama::SoftmaxCrossEntropy::forward_tangent", Range(0, batch_), KOKKOS_LAMBDA(const std::size_t i) {
+        T pz = 0;
+        for (std::size_t j = 0; j < c; ++j) pz += probs(i, j) * logits_dot(i, j);
+        dlosses(i) = pz - logits_dot(i, labels(i));
+      });
+}
+
+template <class T>
+void SoftmaxCrossEntropy<T>::backward_tangent(VecU<const T> coef, MatU<const T> logits_dot,
+                                              MatU<T> dlogits_dot) const {
+  SAMA_REQUIRE(coef.extent(0) == batch_ && logits_dot.extent(0) == batch_ && logits_dot.extent(1) == classes_ &&
+                   dlogits_dot.extent(0) == batch_ && dlogits_dot.extent(1) == classes_,
+               "SoftmaxCrossEntropy::backward_tangent: shape mismatch");
+  const std::size_t c = classes_;
+  auto probs = probs_;
+  Kokkos::parallel_for(
+      "sama::SoftmaxCrossEntropy::backward_tangent", Range(0, batch_), KOKKOS_LAMBDA(const std::size_t i) {
+        T pz = 0;
+        for (std::size_t j = 0; j < c; ++j) pz += probs(i, j) * logits_dot(i, j);
+        const T ci = coef(i);
+        for (std::size_t j = 0; j < c; ++j) dlogits_dot(i, j) = ci * probs(i, j) * (logits_dot(i, j) - pz);
+      });
+}
+
 template class SoftmaxCrossEntropy<float>;
 template class SoftmaxCrossEntropy<double>;
 

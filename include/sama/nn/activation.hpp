@@ -19,6 +19,13 @@ class Activation final : public Layer<T> {
   /// dx may alias dy.
   void backward(VecU<const T> p, MatU<const T> x, MatU<const T> y, MatU<const T> dy, MatU<T> dx,
                 VecU<T> dp) const override;
+  /// ẏ = f'(x) ⊙ ẋ.
+  void forward_tangent(VecU<const T> p, VecU<const T> p_dot, MatU<const T> x, MatU<const T> x_dot,
+                       MatU<const T> y, MatU<T> y_dot) const override;
+  /// dx = dy ⊙ f'(x), so R{dx} = ḋy ⊙ f'(x) + dy ⊙ f''(x) ⊙ ẋ (no parameters). dx_dot may alias dy_dot.
+  void backward_tangent(VecU<const T> p, VecU<const T> p_dot, MatU<const T> x, MatU<const T> x_dot,
+                        MatU<const T> y, MatU<const T> y_dot, MatU<const T> dy, MatU<const T> dy_dot,
+                        MatU<T> dx_dot, VecU<T> dp_dot) const override;
 
  private:
   ActivationKind kind_;

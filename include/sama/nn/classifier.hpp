@@ -35,11 +35,27 @@ class Classifier {
     ce_.sample_errors(y, el2n, correct);
   }
 
+  // Forward mode (R-operator; definitions in classifier.cpp), exact: no step size, no cancellation.
+  // Each call runs its own forward on (x, y); the workspace is allocated on first use.
+
+  /// losses[i] = ℓ_i(θ) and dlosses[i] = ∂ℓ_i/∂θ · dir (one forward and one tangent forward).
+  void loss_jvp(VecU<const T> theta, VecU<const T> dir, MatU<const T> x, VecU<const int> y, VecU<T> losses,
+                VecU<T> dlosses);
+  /// out = ∇²_θ(Σ_i coef_i ℓ_i) · v with the coefficients held fixed (forward, tangent forward, one
+  /// reverse sweep carrying the gradient and its tangent). When given (non-empty): grad = ∇_θ Σ_i
+  /// coef_i ℓ_i and dlosses[i] = ∂ℓ_i/∂θ · v. on_ready reports out's layers as they complete.
+  void hvp(VecU<const T> theta, VecU<const T> coef, MatU<const T> x, VecU<const int> y, VecU<const T> v,
+           VecU<T> out, VecU<T> grad = VecU<T>(), VecU<T> dlosses = VecU<T>(),
+           const typename Mlp<T>::GradReady& on_ready = nullptr);
+
  private:
   Mlp<T> mlp_;
   SoftmaxCrossEntropy<T> ce_;
   Mat<T> dlogits_{make_mat<T>("sama::Classifier::dlogits", mlp_.max_batch(), mlp_.out())};
   MatU<const T> logits_;
+  // Forward-mode workspace (first use): R{dlogits}, a gradient and per-sample losses nobody asked for.
+  Mat<T> dlogits_dot_;
+  Vec<T> grad_scratch_, loss_scratch_;
 };
 
 }  // namespace sama::nn

@@ -20,6 +20,13 @@ class SoftmaxCrossEntropy {
   /// correct[i] = 1 when the arg-max probability is the label (ties to the lowest class), else 0.
   void sample_errors(VecU<const int> labels, VecU<T> el2n, VecU<int> correct) const;
 
+  // Forward mode (R-operator) for the batch of the last forward, along logit tangents ż.
+  /// dlosses[i] = ∂ℓ_i/∂z_i · ż_i = p_i·ż_i − ż_{i,y_i}.
+  void forward_tangent(MatU<const T> logits_dot, VecU<const int> labels, VecU<T> dlosses) const;
+  /// The tangent of backward with the coefficients held fixed: dlogits_dot[i] = coef[i] · ṗ_i with
+  /// ṗ_i = p_i ⊙ (ż_i − p_i·ż_i) (the softmax Jacobian applied to ż_i).
+  void backward_tangent(VecU<const T> coef, MatU<const T> logits_dot, MatU<T> dlogits_dot) const;
+
  private:
   std::size_t classes_;
   std::size_t batch_ = 0;

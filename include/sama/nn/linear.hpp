@@ -15,6 +15,13 @@ class Linear final : public Layer<T> {
   void forward(VecU<const T> p, MatU<const T> x, MatU<T> y) const override;
   void backward(VecU<const T> p, MatU<const T> x, MatU<const T> y, MatU<const T> dy, MatU<T> dx,
                 VecU<T> dp) const override;
+  /// ẏ = ẋ Wᵀ + x Ẇᵀ + ḃ.
+  void forward_tangent(VecU<const T> p, VecU<const T> p_dot, MatU<const T> x, MatU<const T> x_dot,
+                       MatU<const T> y, MatU<T> y_dot) const override;
+  /// R{dW} = ḋyᵀ x + dyᵀ ẋ,  R{db} = Σ_i ḋy_i,  R{dx} = ḋy W + dy Ẇ.
+  void backward_tangent(VecU<const T> p, VecU<const T> p_dot, MatU<const T> x, MatU<const T> x_dot,
+                        MatU<const T> y, MatU<const T> y_dot, MatU<const T> dy, MatU<const T> dy_dot,
+                        MatU<T> dx_dot, VecU<T> dp_dot) const override;
 };
 
 }  // namespace sama::nn

@@ -49,6 +49,19 @@ class Mlp {
   /// its squared norm is ‖dy_i‖² (‖x_i‖² + 1); activations have no parameters. An empty view stops it.
   void set_sample_grad_norms(VecU<T> sq_norms) { sample_sq_norms_ = sq_norms; }
 
+  // Forward mode (R-operator; definitions in mlp_tangent.cpp). The tangent workspace (one activation
+  // tangent per layer and two delta tangents) is allocated on first use and reused afterwards.
+
+  /// After forward(): the tangent ẏ of every layer's output along a parameter tangent θ̇ (the input
+  /// has none), kept for backward_tangent(); returns the network output's tangent [B, out].
+  MatU<const T> forward_tangent(VecU<const T> theta, VecU<const T> theta_dot);
+  /// After forward() and forward_tangent(θ̇) of the same batch: one reverse sweep that computes the
+  /// backward of dy into grad (as backward() does) and, given ḋy = R{dy}, its tangent
+  /// grad_dot = R{∂(dy·y)/∂θ} along θ̇ (both overwritten). With dy = ∂L/∂y and ḋy = R{∂L/∂y},
+  /// grad_dot is the Hessian-vector product ∇²_θ L · θ̇. on_ready reports grad_dot's layers.
+  void backward_tangent(VecU<const T> theta, VecU<const T> theta_dot, MatU<const T> dy, MatU<const T> dy_dot,
+                        VecU<T> grad, VecU<T> grad_dot, const GradReady& on_ready = nullptr);
+
  private:
   std::vector<std::size_t> widths_;
   std::vector<std::unique_ptr<Layer<T>>> layers_;
@@ -60,6 +73,10 @@ class Mlp {
   std::vector<Mat<T>> acts_;  // output of each layer, [max_batch][out]
   Mat<T> delta_a_, delta_b_;  // ping-pong gradients w.r.t. activations
   VecU<T> sample_sq_norms_;   // set_sample_grad_norms
+  // Forward-mode workspace (allocated by the first forward_tangent).
+  std::vector<Mat<T>> acts_dot_;      // tangent of each layer's output
+  Mat<T> delta_dot_a_, delta_dot_b_;  // ping-pong tangents of the activation gradients
+  std::size_t tangent_batch_ = 0;     // batch of the last forward_tangent (0: none since forward)
 };
 
 }  // namespace sama::nn

@@ -1,0 +1,60 @@
+// The classifier's forward mode: per-sample directional derivatives of the losses and exact
+// Hessian-vector products of a weighted loss, through the MLP's and the cross-entropy's R-operators.
+//
+//   forward:          z = MLP_θ(x),  ℓ_i = CE(z_i, y_i)
+//   tangent forward:  ż = R{z} along θ̇ = v,   ℓ̇_i = p_i·ż_i − ż_{i,y_i}
+//   reverse sweep:    dz_i = c_i (p_i − e_{y_i}),  R{dz_i} = c_i p_i ⊙ (ż_i − p_i·ż_i)
+//                     → ∇_θ L and R{∇_θ L} = ∇²_θ L · v  with L = Σ_i c_i ℓ_i
+#include "sama/core/error.hpp"
+#include "sama/nn/classifier.hpp"
+
+namespace sama::nn {
+
+namespace {
+template <class T>
+void ensure(Mat<T>& m, const char* label, std::size_t rows, std::size_t cols) {
+  if (m.extent(0) < rows || m.extent(1) != cols) m = make_mat<T>(label, rows, cols);
+}
+template <class T>
+void ensure(Vec<T>& v, const char* label, std::size_t n) {
+  if (v.extent(0) < n) v = make_vec<T>(label, n);
+}
+}  // namespace
+
+template <class T>
+void Classifier<T>::loss_jvp(VecU<const T> theta, VecU<const T> dir, MatU<const T> x, VecU<const int> y,
+                             VecU<T> losses, VecU<T> dlosses) {
+  SAMA_REQUIRE(dlosses.extent(0) == x.extent(0), "Classifier::loss_jvp: {} outputs for a batch of {}",
+               dlosses.extent(0), x.extent(0));
+  this->losses(theta, x, y, losses);
+  MatU<const T> z_dot = mlp_.forward_tangent(theta, dir);
+  ce_.forward_tangent(z_dot, y, dlosses);
+}
+
+template <class T>
+void Classifier<T>::hvp(VecU<const T> theta, VecU<const T> coef, MatU<const T> x, VecU<const int> y, VecU<const T> v,
+                        VecU<T> out, VecU<T> grad, VecU<T> dlosses, const typename Mlp<T>::GradReady& on_ready) {
+  const std::size_t b = x.extent(0), np = num_params();
+  SAMA_REQUIRE(coef.extent(0) == b && out.extent(0) == np && (dlosses.data() == nullptr || dlosses.extent(0) == b),
+               "Classifier::hvp: {} coefficients and {} per-sample outputs for a batch of {}; {} outputs for {} "
+               "parameters",
+               coef.extent(0), dlosses.extent(0), b, out.extent(0), np);
+  ensure(dlogits_dot_, "sama::Classifier::dlogits_dot", mlp_.max_batch(), mlp_.out());
+  ensure(loss_scratch_, "sama::Classifier::loss_scratch", mlp_.max_batch());
+  if (grad.data() == nullptr) {
+    ensure(grad_scratch_, "sama::Classifier::grad_scratch", np);
+    grad = grad_scratch_;
+  }
+  losses(theta, x, y, slice<T>(loss_scratch_, 0, b));
+  MatU<const T> z_dot = mlp_.forward_tangent(theta, v);
+  if (dlosses.data() != nullptr) ce_.forward_tangent(z_dot, y, dlosses);
+  MatU<T> dz(dlogits_.data(), b, mlp_.out()), dz_dot(dlogits_dot_.data(), b, mlp_.out());
+  ce_.backward(coef, y, dz);
+  ce_.backward_tangent(coef, z_dot, dz_dot);
+  mlp_.backward_tangent(theta, v, dz, dz_dot, grad, out, on_ready);
+}
+
+template class Classifier<float>;
+template class Classifier<double>;
+
+}  // namespace sama::nn
