@@ -11,7 +11,11 @@ Method parse_method(const std::string& name) {
   if (name == "none") return Method::none;
   if (name == "sama") return Method::sama;
   if (name == "finite_difference") return Method::finite_difference;
-  fail("unknown meta method '{}' (expected none, sama or finite_difference)", name);
+  if (name == "sama_jvp") return Method::sama_jvp;
+  if (name == "neumann") return Method::neumann;
+  if (name == "cg") return Method::cg;
+  if (name == "unrolled") return Method::unrolled;
+  fail("unknown meta method '{}' (expected none, sama, finite_difference, sama_jvp, neumann, cg or unrolled)", name);
 }
 
 std::string to_string(Method m) {
@@ -19,6 +23,10 @@ std::string to_string(Method m) {
     case Method::none: return "none";
     case Method::sama: return "sama";
     case Method::finite_difference: return "finite_difference";
+    case Method::sama_jvp: return "sama_jvp";
+    case Method::neumann: return "neumann";
+    case Method::cg: return "cg";
+    case Method::unrolled: return "unrolled";
   }
   return "?";
 }

@@ -7,6 +7,7 @@
 //   sama               w = D ⊙ v (the base optimizer's exact adaptation)
 //   finite_difference  w = v     (D = I: the same probe without the optimizer's adaptation)
 //   none               no meta step: plain training (every weight 1)
+//   sama_jvp, neumann, cg, unrolled: δ_i exact by forward mode; see hypergradient_methods.hpp
 //
 // For a per-sample weighting L_base = (1/B) Σ_i w_i(λ) ℓ_i(θ) with the weight net's input detached,
 // (∂²L_base/∂λ∂θ)·w = ∂/∂λ [(1/B) Σ_i w_i(λ) δ_i] with δ_i = ∂ℓ_i/∂θ · w, the directional derivative of
@@ -19,8 +20,9 @@
 
 namespace sama::meta {
 
-enum class Method { none, sama, finite_difference };
-/// "none", "sama", "finite_difference"; anything else throws sama::Error.
+enum class Method { none, sama, finite_difference, sama_jvp, neumann, cg, unrolled };
+/// "none", "sama", "finite_difference", "sama_jvp", "neumann", "cg", "unrolled"; anything else throws
+/// sama::Error.
 Method parse_method(const std::string& name);
 std::string to_string(Method m);
 
