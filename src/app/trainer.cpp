@@ -586,7 +586,7 @@ void Trainer::init_scores() {
     }
   };
   window(sc.early_epochs, 1, 5, "scores.early_epochs", w.early_first, w.early_last);
-  window(sc.meta_weight_epochs, w.epochs / 2, w.epochs, "scores.meta_weight_epochs", w.meta_first, w.meta_last);
+  window(sc.meta_weight_epochs, 0, w.epochs, "scores.meta_weight_epochs", w.meta_first, w.meta_last);
   scores_ = std::make_unique<SampleScores>(data_.split.train_ids, data_.train.n, w);
   el2n_ = make_vec<real>("sama::el2n", workspace_);
   grad_sq_ = make_vec<real>("sama::grad_sq", workspace_);

@@ -72,7 +72,7 @@ struct MetaConfig {
 struct ScoresConfig {
   bool enabled = true;
   std::vector<long> early_epochs = {-1, -1};       // EL2N and GraNd: default epochs [1, 5)
-  std::vector<long> meta_weight_epochs = {-1, -1}; // meta weight: default the second half of training
+  std::vector<long> meta_weight_epochs = {-1, -1}; // meta weight: default the whole run
 };
 
 struct ParallelConfig {
