@@ -196,4 +196,72 @@ TEST(Deck, ShippedDecksParse) {
   EXPECT_EQ(app::to_toml(same), app::to_toml(sama));
 }
 
+TEST(Deck, HypergradientKeysReadWrittenAndRoundTripped) {
+  const auto dflt = parse_deck("", "d");
+  EXPECT_EQ(dflt.meta.k, 5);
+  EXPECT_EQ(dflt.meta.hvp, "exact");
+  EXPECT_EQ(dflt.meta.diagnose_every, 0);
+  EXPECT_EQ(dflt.meta.diagnose_reference, "cg");
+  const auto d = parse_deck("[meta]\nmethod = \"cg\"\nk = 12\ncg_damping = 0.5\nhvp = \"finite_difference\"\n"
+                            "hvp_radius = 0.001\ndiagnose_every = 4\ndiagnose_reference = \"unrolled\"\ndiagnose_k = 7\n",
+                            "d");
+  EXPECT_EQ(d.meta.method, "cg");
+  EXPECT_EQ(d.meta.k, 12);
+  EXPECT_DOUBLE_EQ(d.meta.cg_damping, 0.5);
+  EXPECT_EQ(d.meta.hvp, "finite_difference");
+  EXPECT_DOUBLE_EQ(d.meta.hvp_radius, 0.001);
+  EXPECT_EQ(d.meta.diagnose_every, 4);
+  EXPECT_EQ(d.meta.diagnose_reference, "unrolled");
+  EXPECT_EQ(d.meta.diagnose_k, 7);
+  const auto e = parse_deck(app::to_toml(d), "resolved");
+  EXPECT_EQ(app::to_toml(e).substr(app::to_toml(e).find("\n[")), app::to_toml(d).substr(app::to_toml(d).find("\n[")));
+  EXPECT_EQ(e.meta.k, 12);
+  EXPECT_EQ(e.meta.diagnose_reference, "unrolled");
+  const auto n = parse_deck("", "d", {"meta.method=neumann", "meta.neumann_alpha=0.05", "meta.k=3"});
+  EXPECT_DOUBLE_EQ(n.meta.neumann_alpha, 0.05);
+  for (const char* m : {"sama_jvp", "neumann", "cg", "unrolled"})
+    EXPECT_EQ(parse_deck("", "d", {std::string("meta.method=") + m}).meta.method, m);
+}
+
+TEST(Deck, HypergradientKeysValidated) {
+  expect_error("[meta]\nmethod = \"darts\"\n", {}, {"meta.method", "sama_jvp, neumann, cg, unrolled"});
+  expect_error("[meta]\nk = 0\n", {}, {"deck.toml:2", "meta.k", "out of range"});
+  expect_error("[meta]\nmethod = \"neumann\"\nneumann_alpha = 0\n", {}, {"meta.neumann_alpha", "greater than 0"});
+  expect_error("[meta]\ncg_damping = -1\n", {}, {"meta.cg_damping", "out of range"});
+  expect_error("[meta]\nhvp = \"gauss_newton\"\n", {}, {"meta.hvp", "exact, finite_difference"});
+  expect_error("[meta]\ndiagnose_reference = \"sama\"\n", {}, {"meta.diagnose_reference", "cg, unrolled"});
+  // unrolled reverses sgd, adam and adamw only: the key and the optimizer are named.
+  expect_error("[meta]\nmethod = \"unrolled\"\n[optimizer]\nname = \"lion\"\n", {},
+               {"meta.method", "unrolled", "optimizer.name", "lion"});
+  expect_error("", {"meta.diagnose_every=2", "meta.diagnose_reference=unrolled", "optimizer.name=rmsprop"},
+               {"meta.diagnose_reference", "unrolled", "rmsprop"});
+  EXPECT_NO_THROW(parse_deck("", "d", {"meta.method=unrolled", "optimizer.name=adamw"}));
+  EXPECT_NO_THROW(parse_deck("", "d", {"meta.method=cg", "optimizer.name=lion"}));
+  // Keys that the method (or the diagnostic) does not use are contradictions naming the key.
+  expect_error("", {"meta.k=3"}, {"meta.k", "\"sama\""});
+  expect_error("", {"meta.method=cg", "meta.neumann_alpha=0.5"}, {"meta.neumann_alpha", "neumann", "\"cg\""});
+  expect_error("", {"meta.method=neumann", "meta.cg_damping=1"}, {"meta.cg_damping", "\"neumann\""});
+  expect_error("", {"meta.method=sama_jvp", "meta.hvp=finite_difference"}, {"meta.hvp", "\"sama_jvp\""});
+  expect_error("", {"meta.method=cg", "meta.hvp_radius=0.1"}, {"meta.hvp_radius", "meta.hvp", "exact"});
+  expect_error("", {"meta.diagnose_k=3"}, {"meta.diagnose_k", "meta.diagnose_every"});
+  expect_error("", {"meta.diagnose_reference=unrolled"}, {"meta.diagnose_reference", "meta.diagnose_every"});
+  expect_error("", {"meta.method=none", "meta.diagnose_every=5"}, {"meta.diagnose_every", "\"none\""});
+  // ... and are fine where they are used: cg_damping and hvp by a cg reference of a sama run.
+  EXPECT_NO_THROW(parse_deck("", "d", {"meta.diagnose_every=5", "meta.cg_damping=2", "meta.hvp=finite_difference"}));
+}
+
+TEST(Deck, HypergradientKeysAreResumeIncompatible) {
+  const auto saved = parse_deck("", "d", {"meta.method=cg", "meta.k=5"});
+  const std::string text = app::to_toml(saved);
+  EXPECT_EQ(app::resume_incompatibility(text, saved), "");
+  for (const std::vector<std::string>& change :
+       {std::vector<std::string>{"meta.method=cg", "meta.k=6"}, {"meta.method=unrolled", "meta.k=5"},
+        {"meta.method=cg", "meta.k=5", "meta.cg_damping=1"}, {"meta.method=cg", "meta.k=5", "meta.hvp=finite_difference"},
+        {"meta.method=cg", "meta.k=5", "meta.diagnose_every=3"}}) {
+    const std::string why = app::resume_incompatibility(text, parse_deck("", "d", change));
+    EXPECT_NE(why, "") << change.back();
+    EXPECT_NE(why.find("[meta]"), std::string::npos) << why;
+  }
+}
+
 }  // namespace

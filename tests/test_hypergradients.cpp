@@ -559,4 +559,80 @@ TEST(Methods, Names) {
     EXPECT_EQ(meta::to_string(meta::parse_method(m)), m);
 }
 
+// SAMA with plain SGD (D = lr·I) against CG on (H + μI)w = v: the λ-gradient is linear in the
+// direction, G(w) = J w, so SAMA's is lr·Jv and CG's μ-scaled one is Jv + Je with
+// e = μ(H + μI)⁻¹(v − r) − v, ‖e‖ ≤ (‖H‖‖v‖ + μ‖r‖)/(μ − ‖H‖) (r: CG's residual). Hence
+// cos ≥ √(1 − ρ²) with ρ = ‖J‖‖e‖/‖Jv‖, every norm bounded by the Frobenius norm of the dense H and
+// J built here. μ is chosen so that ρ ≤ 0.1: the bound (≥ 0.995) is sound and not vacuous.
+TEST(SamaVersusCg, SgdCosineAboveTheDerivedBound) {
+  const std::size_t b = 24, f = 8, classes = 4;
+  nn::Classifier<double> model({f, 12, classes}, nn::ActivationKind::gelu, b);
+  meta::MetaWeightNet<double> mwn(16, true, b);
+  Rng rng(41, 1);
+  Vec<double> theta("theta", model.num_params()), lambda("lambda", mwn.num_params());
+  model.mlp().init(theta, rng);
+  mwn.init(lambda, rng);
+  auto x = random_mat(b, f, rng), xm = random_mat(b, f, rng);
+  auto y = random_labels(b, classes, rng), ym = random_labels(b, classes, rng);
+  const std::size_t n = model.num_params(), nl = mwn.num_params();
+  Vec<double> l("l", b), w("w", b), c("c", b), g("g", n), d("d", b), v("v", n);
+  // One SGD step (D is defined after it), then everything at the new θ.
+  optim::OptimizerConfig cfg;
+  cfg.name = "sgd";
+  auto opt = optim::make_optimizer<double>(cfg, n);
+  auto coefficients = [&] {
+    model.losses(theta, x, y, l);
+    mwn.forward(lambda, l, w);
+    ops::scale<double>(w, 1.0 / b, c);
+  };
+  coefficients();
+  model.backward(theta, c, y, g);
+  opt->step(theta, g, 0.05);
+  coefficients();
+  model.losses(theta, xm, ym, l);
+  ops::fill<double>(c, 1.0 / b);
+  model.backward(theta, c, ym, v);
+  coefficients();  // the base batch's weights again (and the MWN forward that the backward uses)
+  auto lambda_grad = [&](VecU<const double> dir) {
+    Vec<double> out("out", nl), lw("lw", b);
+    meta::lambda_gradient_along<double>(model, theta, dir, x, y, double(b), mwn, lambda, {}, lw, d, out);
+    return to_host(out);
+  };
+  // The dense H and J, column by column.
+  meta::HessianProduct<double> h(model, meta::HvpMode::exact, 0.0);
+  Vec<double> coef("coef", b);
+  Kokkos::deep_copy(coef, c);
+  h.bind(theta, meta::WeightedBatch<double>{x, y, coef}, {});
+  double h_f = 0, j_f = 0;
+  Vec<double> e("e", n), he("he", n);
+  for (std::size_t k = 0; k < n; ++k) {
+    Kokkos::deep_copy(e, 0.0);
+    Kokkos::deep_copy(Kokkos::subview(e, k), 1.0);
+    h.apply(e, he);
+    const Host col = to_host(he), jcol = lambda_grad(e);
+    h_f += dot(col, col);
+    j_f += dot(jcol, jcol);
+  }
+  h_f = std::sqrt(h_f);
+  j_f = std::sqrt(j_f);
+  const Host jv = lambda_grad(v);
+  const double vn = ops::norm2<double>(v);
+  ASSERT_GT(norm(jv), 1e-8 * j_f * vn) << "degenerate problem: Jv vanishes";
+  const double kappa = j_f * vn / norm(jv);
+  const double mu = h_f * (1 + 20 * kappa);
+  // SAMA's λ-gradient with D from the optimizer itself; CG's with the solve.
+  Vec<double> dv("dv", n), wc("wc", n);
+  opt->apply_adaptation(v, dv);
+  const Host sama = lambda_grad(dv);
+  meta::SolverWorkspace<double> ws(n);
+  const auto info = meta::cg_solve<double>(h, v, static_cast<long>(3 * n), mu, ws, wc, 1e-14);
+  ASSERT_FALSE(info.negative_curvature);
+  const Host cg = lambda_grad(wc);
+  const double e_norm = (h_f * vn + mu * info.residual * vn) / (mu - h_f);
+  const double rho = j_f * e_norm / norm(jv);
+  ASSERT_LE(rho, 0.1);
+  const double cosine = dot(sama, cg) / (norm(sama) * norm(cg));
+  EXPECT_GE(cosine, std::sqrt(1 - rho * rho) - 1e-12) << "ρ = " << rho << ", μ = " << mu;
+}
+
 }  // namespace

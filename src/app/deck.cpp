@@ -196,7 +196,7 @@ void describe(Binder& b, Deck& d) {
   b.field("train.max_nonfinite", t.max_nonfinite, 1, 1e9);
 
   auto& m = d.meta;
-  b.field("meta.method", m.method, {"none", "sama", "finite_difference"});
+  b.field("meta.method", m.method, {"none", "sama", "finite_difference", "sama_jvp", "neumann", "cg", "unrolled"});
   b.field("meta.interval", m.interval, 1, 1e9);
   b.field("meta.warmup", m.warmup, 0, 1e12);
   b.field("meta.alpha", m.alpha, 0.0, 1e6, true);
@@ -209,6 +209,14 @@ void describe(Binder& b, Deck& d) {
   b.field("meta.hidden", m.hidden, 1, 1e6);
   b.field("meta.normalize", m.normalize);
   b.field("meta.strategy", m.strategy, {"local", "global"});
+  b.field("meta.k", m.k, 1, 1e5);
+  b.field("meta.neumann_alpha", m.neumann_alpha, 0.0, 1e6, true);
+  b.field("meta.cg_damping", m.cg_damping, 0.0, 1e9);
+  b.field("meta.hvp", m.hvp, {"exact", "finite_difference"});
+  b.field("meta.hvp_radius", m.hvp_radius, 0.0, 1e6, true);
+  b.field("meta.diagnose_every", m.diagnose_every, 0, 1e12);
+  b.field("meta.diagnose_reference", m.diagnose_reference, {"cg", "unrolled"});
+  b.field("meta.diagnose_k", m.diagnose_k, 1, 1e5);
 
   b.field("scores.enabled", d.scores.enabled);
   b.field("scores.early_epochs", d.scores.early_epochs, -1, 1e9);
@@ -304,6 +312,52 @@ void apply_override(toml::table& table, const std::string& file, const std::stri
   });
 }
 
+/// The hypergradient keys: each set away from its default must be used by the method or the
+/// diagnostic; `unrolled` needs an optimizer it can reverse.
+void validate_meta(const Deck& d) {
+  const std::string& f = d.file;
+  const MetaConfig& m = d.meta;
+  const MetaConfig def;
+  const std::string& opt = d.optimizer.cfg.name;
+  const bool diagnose = m.diagnose_every > 0;
+  auto reversible = [](const std::string& o) { return o == "sgd" || o == "adam" || o == "adamw"; };
+  if (m.method == "unrolled" && !reversible(opt))
+    fail("{}: meta.method = \"unrolled\" reverses sgd, adam and adamw steps exactly; optimizer.name is \"{}\" "
+         "(use another meta.method, e.g. \"cg\" or \"sama_jvp\")",
+         f, opt);
+  if (diagnose && m.method == "none")
+    fail("{}: meta.diagnose_every = {} compares a meta method's hypergradient with a reference, but meta.method is "
+         "\"none\"",
+         f, m.diagnose_every);
+  if (diagnose && m.diagnose_reference == "unrolled" && !reversible(opt))
+    fail("{}: meta.diagnose_reference = \"unrolled\" reverses sgd, adam and adamw steps exactly; optimizer.name is "
+         "\"{}\" (use \"cg\")",
+         f, opt);
+  if (!diagnose && m.diagnose_reference != def.diagnose_reference)
+    fail("{}: meta.diagnose_reference = \"{}\" applies only with meta.diagnose_every > 0", f, m.diagnose_reference);
+  if (!diagnose && m.diagnose_k != def.diagnose_k)
+    fail("{}: meta.diagnose_k = {} applies only with meta.diagnose_every > 0", f, m.diagnose_k);
+  const bool iterative = m.method == "neumann" || m.method == "cg" || m.method == "unrolled";
+  if (m.k != def.k && !iterative)
+    fail("{}: meta.k = {} applies to meta.method \"neumann\", \"cg\" and \"unrolled\"; meta.method is \"{}\"", f,
+         m.k, m.method);
+  if (m.neumann_alpha != def.neumann_alpha && m.method != "neumann")
+    fail("{}: meta.neumann_alpha = {} applies to meta.method = \"neumann\" only; meta.method is \"{}\"", f,
+         m.neumann_alpha, m.method);
+  const bool cg_reference = diagnose && m.diagnose_reference == "cg";
+  if (m.cg_damping != def.cg_damping && m.method != "cg" && !cg_reference)
+    fail("{}: meta.cg_damping = {} applies to meta.method = \"cg\" or meta.diagnose_reference = \"cg\"; meta.method "
+         "is \"{}\"",
+         f, m.cg_damping, m.method);
+  if (m.hvp != def.hvp && !iterative && !diagnose)
+    fail("{}: meta.hvp = \"{}\" applies to methods that form Hessian-vector products (neumann, cg, unrolled) or to "
+         "the diagnostic; meta.method is \"{}\"",
+         f, m.hvp, m.method);
+  if (m.hvp_radius != def.hvp_radius && m.hvp != "finite_difference")
+    fail("{}: meta.hvp_radius = {} applies to meta.hvp = \"finite_difference\" only; meta.hvp is \"{}\"", f,
+         m.hvp_radius, m.hvp);
+}
+
 void validate(const Deck& d) {
   const std::string& f = d.file;
   if (d.data.source == "hdf5" && (d.data.train_file.empty() || d.data.test_file.empty()))
@@ -348,6 +402,7 @@ void validate(const Deck& d) {
   if (oc.lion_surrogate != "tanh" && oc.lion_temperature != od.lion_temperature)
     fail("{}: optimizer.lion_temperature = {} applies to optimizer.lion_surrogate = \"tanh\" only, not \"{}\"", f,
          oc.lion_temperature, oc.lion_surrogate);
+  validate_meta(d);
 }
 
 Deck parse_table(toml::table& table, const std::string& name, const std::vector<std::string>& overrides) {

@@ -27,6 +27,7 @@
 #include <csignal>
 #include <limits>
 #include "sama/meta/hypergradient.hpp"
+#include "sama/meta/hypergradient_methods.hpp"
 #include "sama/meta/meta_weight_net.hpp"
 #include "sama/nn/classifier.hpp"
 #include "sama/optim/optimizer.hpp"
@@ -213,6 +214,7 @@ class Trainer {
     weights_host_ = Kokkos::create_mirror_view(weights_);
     losses_host_ = Kokkos::create_mirror_view(losses_);
     if (deck.scores.enabled) init_scores();
+    init_hypergradients();
   }
 
   RunResult run();
@@ -245,6 +247,26 @@ class Trainer {
   void log_and_evaluate(long done, double lr, bool log_now, bool eval_now, double window_s, double elapsed_s,
                         io::MetricsWriter& metrics);
   void meta_step();
+  // The meta step's parts (meta_step() dispatches by method; hypergradient_methods.hpp has the math).
+  /// v = ∂L_meta/∂θ on the meta batch into grad_ (local, or summed over ranks); returns the loss sum.
+  double meta_gradient();
+  /// sama / finite_difference: δ by the ± probe along D ⊙ v (or v; v is overwritten); returns ε.
+  double probe_hypergradient(VecU<real> v);
+  /// Any other method (also the diagnostic's reference): the λ-gradient from v into out.
+  void hypergradient(meta::Method method, long k, VecU<const real> v, VecU<real> out);
+  /// The Hessian of the weighted base loss at θ on the base batch, bound for products.
+  void bind_base_hessian();
+  void unrolled_hypergradient(VecU<const real> v, long k, VecU<real> out);
+  /// θ-sized sum over ranks through the gradient reducer ("global" strategy).
+  void allreduce_theta(VecU<real> x);
+  bool diagnosis_due() const {
+    return reference_ != meta::Method::none && meta_steps_ % deck_.meta.diagnose_every == 0;
+  }
+  /// The reference λ-gradient on the same batches (not applied): cosine and norm ratio to the method's.
+  void diagnose_hypergradient(VecU<const real> v);
+  void init_hypergradients();
+  void save_history(io::CheckpointData& c);
+  void restore_history(const io::CheckpointData& c);
   void evaluate(double& accuracy, double& loss);
   void accumulate_weight_stats();
   // Per-sample scores for scores.h5 (SampleScores): set up, add the accepted base batch, write.
@@ -281,6 +303,20 @@ class Trainer {
   Vec<real> lambda_, lambda_grad_;
   std::unique_ptr<optim::Optimizer<real>> meta_opt_;
   meta::ProbeWorkspace<real> probe_;
+  // The other hypergradient methods and the diagnostic (allocated by init_hypergradients() for the
+  // method and reference in use): v and the direction w, the Hessian's coefficients and products, the
+  // solvers' vectors, the optimizer's adjoint and the unroll history with its batch buffer.
+  meta::Method reference_ = meta::Method::none;
+  Vec<real> v_, direction_, hessian_coef_, reference_grad_;
+  std::unique_ptr<meta::HessianProduct<real>> hessian_;
+  std::unique_ptr<meta::SolverWorkspace<real>> solver_;
+  std::unique_ptr<meta::OptimizerAdjoint<real>> adjoint_;
+  std::unique_ptr<meta::UnrollHistory<real>> history_;
+  std::unique_ptr<meta::UnrollWorkspace<real>> unroll_ws_;
+  std::unique_ptr<Batch> unroll_batch_;
+  // Diagnostic sums (identical on every rank): cosine and norm ratio in this window and in the run.
+  double window_cosine_ = 0, window_ratio_ = 0, run_cosine_ = 0, run_ratio_ = 0;
+  long window_diagnoses_ = 0, run_diagnoses_ = 0;
 
   Batch base_, meta_;
   const std::vector<std::int64_t>* base_ids_ = nullptr;  // ids of the current base batch
@@ -340,7 +376,9 @@ double Trainer::base_gradient() {
 }
 
 void Trainer::base_update(double lr, double loss_sum) {
+  if (history_) history_->record(theta_, lambda_, slice<const real>(losses_, 0, base_.size), *base_ids_, lr);
   base_opt_->step(theta_, grad_, lr);                     // θ ← θ − u(g); keeps what D needs
+  if (history_) history_->record_state(*base_opt_);       // (unrolled: θ_t, λ_t, inputs, state after)
   window_base_loss_ += loss_sum;
   ++window_steps_;
   accumulate_weight_stats();
@@ -356,20 +394,50 @@ std::array<int, 3> Trainer::agree(bool nonfinite, bool stop, bool time_due) {
 }
 
 void Trainer::meta_step() {
-  const std::size_t mb = meta_.size, b = base_.size;
+  const double meta_loss_sum = meta_gradient();  // v = ∂L_meta/∂θ in grad_
+  VecU<real> v = grad_;
+  const bool probe = method_ == meta::Method::sama || method_ == meta::Method::finite_difference;
+  const bool diagnose = diagnosis_due();
+  if (!probe || diagnose) ops::copy<real>(v, v_);  // the HVPs' sums over ranks pass through grad_
+  // ∇λ L_meta by the deck's method into lambda_grad_, summed over ranks (identical everywhere).
+  double epsilon = 0;
+  if (probe) {
+    epsilon = probe_hypergradient(v);
+  } else {
+    hypergradient(method_, deck_.meta.k, v_, lambda_grad_);
+  }
+  if (diagnose) diagnose_hypergradient(v_);
+  // The λ-gradient is summed over ranks, so every rank takes the same decision.
+  if (!ops::all_finite<real>(lambda_grad_) || !std::isfinite(meta_loss_sum)) {
+    ++nonfinite_total_;
+    return;
+  }
+  meta_opt_->step(lambda_, lambda_grad_, deck_.meta.lr);
+  window_meta_loss_ += meta_loss_sum;
+  window_eps_ += epsilon;
+  ++window_meta_steps_;
+  ++meta_steps_;
+}
+
+double Trainer::meta_gradient() {
+  const std::size_t mb = meta_.size;
   const bool global = deck_.meta.strategy == "global";
   // v = ∂L_meta/∂θ on a clean meta batch (the gradient buffer is free again after the base step):
   // "local" keeps each rank's own v (the mean over its meta shard); "global" sums it over ranks.
   VecU<real> meta_losses = slice<real>(losses_, 0, mb), coef = slice<real>(coef_, 0, mb);
   model_.losses(theta_, meta_.xs(), meta_.ys(), meta_losses);
   const double meta_loss_sum = ops::sum<real>(meta_losses);
-  VecU<real> v = grad_;
   ops::fill<real>(coef, static_cast<real>(1.0 / static_cast<double>(global ? meta_batch_size_ : mb)));
   if (global) {
     backward_allreduce(coef, meta_.ys());
   } else {
-    model_.backward(theta_, coef, meta_.ys(), v);
+    model_.backward(theta_, coef, meta_.ys(), grad_);
   }
+  return meta_loss_sum;
+}
+
+double Trainer::probe_hypergradient(VecU<real> v) {
+  const std::size_t b = base_.size;
   // w = D ⊙ v (in place).
   VecU<real> w = v;
   if (method_ == meta::Method::sama) base_opt_->apply_adaptation(v, w);
@@ -381,16 +449,115 @@ void Trainer::meta_step() {
   // base step, and its backward sums the λ-gradient over ranks (one all-reduce).
   ops::scale<real>(delta, static_cast<real>(-1.0 / static_cast<double>(batch_size_)), delta);
   mwn_.backward(lambda_, delta, lambda_grad_, sum_);
-  // The λ-gradient is summed over ranks, so every rank takes the same decision.
-  if (!ops::all_finite<real>(lambda_grad_) || !std::isfinite(meta_loss_sum)) {
-    ++nonfinite_total_;
-    return;
+  return probe.epsilon;
+}
+
+void Trainer::hypergradient(meta::Method method, long k, VecU<const real> v, VecU<real> out) {
+  const auto& m = deck_.meta;
+  VecU<real> w = direction_;
+  switch (method) {
+    case meta::Method::sama_jvp:  // w = D ⊙ v
+      base_opt_->apply_adaptation(v, w);
+      break;
+    case meta::Method::neumann:  // w = α Σ_{j≤K} (I − αH)^j v ≈ H⁻¹v
+      bind_base_hessian();
+      meta::neumann_solve<real>(*hessian_, v, k, m.neumann_alpha, *solver_, w);
+      break;
+    case meta::Method::cg:  // (H + μI) w = v by K CG iterations
+      bind_base_hessian();
+      meta::cg_solve<real>(*hessian_, v, k, m.cg_damping, *solver_, w);
+      break;
+    case meta::Method::unrolled:  // reverse mode through the last K base steps
+      unrolled_hypergradient(v, k, out);
+      return;
+    default:
+      fail("meta method '{}' has no λ-gradient from v here", meta::to_string(method));
   }
-  meta_opt_->step(lambda_, lambda_grad_, deck_.meta.lr);
-  window_meta_loss_ += meta_loss_sum;
-  window_eps_ += probe.epsilon;
-  ++window_meta_steps_;
-  ++meta_steps_;
+  // ∇λ L_meta ≈ −∂/∂λ (1/B) Σ_i w_i(λ) δ_i with δ_i = ∂ℓ_i/∂θ · w exact (forward mode), on this rank's
+  // shard of the base batch; the MWN backward sums the λ-gradient over ranks.
+  const std::size_t b = base_.size;
+  meta::lambda_gradient_along<real>(model_, theta_, w, base_.xs(), base_.ys(), static_cast<double>(batch_size_), mwn_,
+                                    lambda_, sum_, slice<real>(losses_, 0, b), slice<real>(delta_, 0, b), out);
+}
+
+void Trainer::bind_base_hessian() {
+  // H = ∇²_θ Σ_i c_i ℓ_i on the base batch at θ with the base step's weights held fixed:
+  // "global" c_i = w_i/B and every product summed over ranks (the global batch's Hessian);
+  // "local" c_i = w_i/b on this rank's b samples (its own estimate of it), nothing summed.
+  const std::size_t b = base_.size;
+  const bool global = deck_.meta.strategy == "global";
+  VecU<real> coef = slice<real>(hessian_coef_, 0, b);
+  ops::scale<real>(slice<const real>(weights_, 0, b),
+                   static_cast<real>(1.0 / static_cast<double>(global ? batch_size_ : b)), coef);
+  meta::ReduceFn<real> reduce;
+  if (global && comm_.size() > 1) reduce = [this](VecU<real> x) { allreduce_theta(x); };
+  hessian_->bind(theta_, meta::WeightedBatch<real>{base_.xs(), base_.ys(), coef}, reduce);
+}
+
+void Trainer::unrolled_hypergradient(VecU<const real> v, long k, VecU<real> out) {
+  const bool global = deck_.meta.strategy == "global";
+  meta::UnrollProblem<real> pb;
+  pb.model = &model_;
+  pb.mwn = &mwn_;
+  pb.hessian = hessian_.get();
+  pb.adjoint = adjoint_.get();
+  pb.load = [this](const std::vector<std::int64_t>& ids) {  // a recorded batch, gathered again
+    unroll_batch_->load(data_.train, data_.norm, data_.labels.observed, ids.data(), ids.size());
+    return std::make_pair(unroll_batch_->xs(), unroll_batch_->ys());
+  };
+  pb.global_batch = static_cast<double>(batch_size_);
+  pb.hessian_batch = static_cast<double>(global ? batch_size_ : local_batch_);
+  pb.sum = sum_;
+  if (global && comm_.size() > 1) pb.reduce = [this](VecU<real> x) { allreduce_theta(x); };
+  meta::unrolled_hypergradient<real>(pb, *history_, k, v, *unroll_ws_, out);
+}
+
+void Trainer::allreduce_theta(VecU<real> x) {
+  ops::copy<real>(x, grad_);
+  reducer_->begin();
+  reducer_->finish();  // launches every bucket and waits
+  ops::copy<real>(grad_, x);
+}
+
+void Trainer::diagnose_hypergradient(VecU<const real> v) {
+  hypergradient(reference_, deck_.meta.diagnose_k, v, reference_grad_);
+  const double dot = ops::dot<real>(lambda_grad_, reference_grad_);
+  const double a = ops::norm2<real>(lambda_grad_), r = ops::norm2<real>(reference_grad_);
+  const double cosine = dot / (a * r), ratio = a / r;
+  if (!std::isfinite(cosine) || !std::isfinite(ratio)) return;  // e.g. a zero reference: nothing to compare
+  window_cosine_ += cosine;
+  window_ratio_ += ratio;
+  ++window_diagnoses_;
+  run_cosine_ += cosine;
+  run_ratio_ += ratio;
+  ++run_diagnoses_;
+}
+
+void Trainer::init_hypergradients() {
+  const auto& m = deck_.meta;
+  if (m.diagnose_every > 0) reference_ = meta::parse_method(m.diagnose_reference);
+  auto uses = [&](meta::Method x) { return method_ == x || reference_ == x; };
+  const bool probe_only = !uses(meta::Method::sama_jvp) && !uses(meta::Method::neumann) && !uses(meta::Method::cg) &&
+                          !uses(meta::Method::unrolled);
+  if (probe_only) return;
+  const std::size_t n = model_.num_params(), nl = mwn_.num_params();
+  v_ = make_vec<real>("sama::meta_v", n);
+  direction_ = make_vec<real>("sama::meta_direction", n);
+  if (reference_ != meta::Method::none) reference_grad_ = make_vec<real>("sama::reference_lambda_grad", nl);
+  if (uses(meta::Method::neumann) || uses(meta::Method::cg) || uses(meta::Method::unrolled)) {
+    hessian_ = std::make_unique<meta::HessianProduct<real>>(model_, meta::parse_hvp_mode(m.hvp), m.hvp_radius);
+    hessian_coef_ = make_vec<real>("sama::hessian_coef", workspace_);
+  }
+  if (uses(meta::Method::neumann) || uses(meta::Method::cg)) solver_ = std::make_unique<meta::SolverWorkspace<real>>(n);
+  if (uses(meta::Method::unrolled)) {
+    adjoint_ = std::make_unique<meta::OptimizerAdjoint<real>>(deck_.optimizer.cfg, n);
+    const long k = std::max(method_ == meta::Method::unrolled ? m.k : 0L,
+                            reference_ == meta::Method::unrolled ? m.diagnose_k : 0L);
+    history_ = std::make_unique<meta::UnrollHistory<real>>(static_cast<std::size_t>(k), n, nl, local_batch_,
+                                                           adjoint_->needs());
+    unroll_ws_ = std::make_unique<meta::UnrollWorkspace<real>>(n, nl, workspace_);
+    unroll_batch_ = std::make_unique<Batch>(local_batch_, data_.train.features());
+  }
 }
 
 // ------------------------------------------------------------------------------------ checkpoints
@@ -443,6 +610,10 @@ io::CheckpointData Trainer::snapshot(long step) {
                   "MPI_Gather(checkpoint counters)", comm_.get());
   c.doubles["rank_windows"] = all;
   if (scores_) scores_->save(c, comm_);  // totals over ranks (exact: fixed point)
+  // Hypergradient diagnostic sums (identical on every rank) and the unroll history.
+  c.doubles["hypergrad_diagnostics"] = {window_cosine_, window_ratio_, double(window_diagnoses_),
+                                        run_cosine_,    run_ratio_,    double(run_diagnoses_)};
+  if (history_) save_history(c);
   return c;
 }
 
@@ -494,8 +665,71 @@ void Trainer::restore(const io::CheckpointData& c) {
   w_noisy_sum_ = mine[5];
   w_noisy_n_ = static_cast<long>(mine[6]);
   if (scores_) scores_->restore(c, comm_);
+  if (c.doubles.count("hypergrad_diagnostics")) {  // (absent from checkpoints of older versions)
+    const auto& hd = c.d("hypergrad_diagnostics", 6);
+    window_cosine_ = hd[0];
+    window_ratio_ = hd[1];
+    window_diagnoses_ = static_cast<long>(hd[2]);
+    run_cosine_ = hd[3];
+    run_ratio_ = hd[4];
+    run_diagnoses_ = static_cast<long>(hd[5]);
+  }
+  if (history_) restore_history(c);
   start_step_ = c.step;
   result_.resumed_from = c.step;
+}
+
+// The unroll history, oldest step first: θ_t, λ_t and the optimizer state (replicated), the step's
+// learning rate and count, and the batch's ids and Meta-Weight-Net inputs gathered over ranks in rank
+// order, i.e. as the global batch. A resume at another rank count takes its own slice of each.
+void Trainer::save_history(io::CheckpointData& c) {
+  const std::size_t count = history_->size(), lb = local_batch_;
+  c.ints["unroll.count"] = {static_cast<std::int64_t>(count)};
+  for (std::size_t j = 0; j < count; ++j) {
+    const auto& e = history_->entry(count - 1 - j);
+    const std::string key = "unroll." + std::to_string(j) + ".";
+    c.floats[key + "theta"] = to_floats(e.theta);
+    c.floats[key + "lambda"] = to_floats(e.lambda);
+    for (std::size_t s = 0; s < e.state.size(); ++s)
+      c.floats[key + "state." + history_->state_names()[s]] = to_floats(e.state[s]);
+    c.doubles[key + "lr"] = {e.lr};
+    c.ints[key + "steps"] = {e.steps};
+    std::vector<std::int64_t> ids(lb * static_cast<std::size_t>(comm_.size()));
+    std::vector<float> losses(ids.size());
+    const auto mine = to_floats(Kokkos::subview(e.losses, std::make_pair(std::size_t(0), lb)));
+    comm::check_mpi(MPI_Gather(e.ids.data(), static_cast<int>(lb), MPI_INT64_T, ids.data(), static_cast<int>(lb),
+                               MPI_INT64_T, 0, comm_.get()),
+                    "MPI_Gather(unroll history ids)", comm_.get());
+    comm::check_mpi(MPI_Gather(mine.data(), static_cast<int>(lb), MPI_FLOAT, losses.data(), static_cast<int>(lb),
+                               MPI_FLOAT, 0, comm_.get()),
+                    "MPI_Gather(unroll history losses)", comm_.get());
+    c.ints[key + "ids"] = ids;
+    c.floats[key + "losses"] = losses;
+  }
+}
+
+void Trainer::restore_history(const io::CheckpointData& c) {
+  const std::string& src = c.source;
+  history_->clear();
+  const std::size_t count = static_cast<std::size_t>(c.i("unroll.count", 1)[0]), lb = local_batch_;
+  const std::size_t first = lb * static_cast<std::size_t>(comm_.rank());
+  for (std::size_t j = 0; j < count; ++j) {
+    auto& e = history_->push();
+    const std::string key = "unroll." + std::to_string(j) + ".";
+    from_floats(c.f(key + "theta"), e.theta, key + "theta", src);
+    from_floats(c.f(key + "lambda"), e.lambda, key + "lambda", src);
+    for (std::size_t s = 0; s < e.state.size(); ++s) {
+      const std::string name = key + "state." + history_->state_names()[s];
+      from_floats(c.f(name), e.state[s], name, src);
+    }
+    e.lr = c.d(key + "lr", 1)[0];
+    e.steps = static_cast<long>(c.i(key + "steps", 1)[0]);
+    const auto& ids = c.i(key + "ids", static_cast<std::size_t>(batch_size_));
+    const auto& losses = c.f(key + "losses", static_cast<std::size_t>(batch_size_));
+    e.ids.assign(ids.begin() + static_cast<long>(first), ids.begin() + static_cast<long>(first + lb));
+    from_floats(std::vector<float>(losses.begin() + static_cast<long>(first), losses.begin() + static_cast<long>(first + lb)),
+                Kokkos::subview(e.losses, std::make_pair(std::size_t(0), lb)), key + "losses", src);
+  }
 }
 
 void Trainer::write_checkpoint(long step, const char* why) {
@@ -722,9 +956,17 @@ void Trainer::log_and_evaluate(long done, double lr, bool log_now, bool eval_now
     row.insert({{"base_loss", base_loss}, {"meta_loss", meta_loss}, {"weight_clean", wc}, {"weight_noisy", wn},
                 {"epsilon", eps}, {"samples_per_s", sps}, {"nonfinite_steps", double(nonfinite_total_)}});
     std::string comm_note;
+    if (window_diagnoses_ > 0) {  // the method's λ-gradient against the reference (mean over the window)
+      row["hypergrad_cosine"] = window_cosine_ / double(window_diagnoses_);
+      row["hypergrad_norm_ratio"] = window_ratio_ / double(window_diagnoses_);
+      comm_note += fmt::format(" | hypergrad vs {} cos {:.3f} ratio {:.3g}", deck_.meta.diagnose_reference,
+                               row["hypergrad_cosine"], row["hypergrad_norm_ratio"]);
+    }
+    window_cosine_ = window_ratio_ = 0;
+    window_diagnoses_ = 0;
     if (comm_.size() > 1) {
       row["comm_hidden"] = reducer_->hidden_fraction();
-      comm_note = fmt::format(" | comm hidden {:.0f}%", 100 * reducer_->hidden_fraction());
+      comm_note += fmt::format(" | comm hidden {:.0f}%", 100 * reducer_->hidden_fraction());
     }
     say("step {}/{} ({:.0f}%) epoch {:.2f} | lr {:.3g} | base loss {:.4f} | meta loss {:.4f} | weight clean {:.3f} "
         "noisy {:.3f} | {:.0f} samples/s{} | ETA {}",
@@ -765,7 +1007,7 @@ RunResult Trainer::run() {
     const std::vector<std::string> columns{"step",        "epoch",         "lr",          "base_loss",
                                            "meta_loss",   "weight_clean",  "weight_noisy", "epsilon",
                                            "samples_per_s", "comm_hidden", "nonfinite_steps", "test_accuracy",
-                                           "test_loss",   "elapsed_s"};
+                                           "test_loss",   "elapsed_s",     "hypergrad_cosine", "hypergrad_norm_ratio"};
     // A resumed run keeps the rows up to its checkpoint and appends after them.
     const bool continue_file = start_step_ > 0 && fs::exists(path);
     if (continue_file) io::truncate_metrics(path, start_step_);
@@ -875,6 +1117,11 @@ RunResult Trainer::run() {
   r.steps = total_steps_;
   r.meta_steps = meta_steps_;
   r.nonfinite_steps = nonfinite_total_;
+  r.hypergrad_diagnoses = run_diagnoses_;
+  if (run_diagnoses_ > 0) {
+    r.mean_hypergrad_cosine = run_cosine_ / double(run_diagnoses_);
+    r.mean_hypergrad_norm_ratio = run_ratio_ / double(run_diagnoses_);
+  }
   r.comm_hidden_fraction = comm_.size() > 1 ? reducer_->hidden_fraction() : 0.0;
   r.comm_exposed_seconds = reducer_->stats().exposed_seconds;
   r.gemm_flops = gemm_count.flops();
@@ -961,6 +1208,11 @@ RunResult train(const Deck& deck, const RunOptions& options, const comm::Communi
     j.set("comm_hidden_fraction", r.comm_hidden_fraction);
     j.set("comm_exposed_seconds", r.comm_exposed_seconds);
     j.set("nonfinite_steps", r.nonfinite_steps);
+    if (r.hypergrad_diagnoses > 0) {
+      j.set("hypergrad_diagnoses", r.hypergrad_diagnoses);
+      j.set("mean_hypergrad_cosine", r.mean_hypergrad_cosine);
+      j.set("mean_hypergrad_norm_ratio", r.mean_hypergrad_norm_ratio);
+    }
     j.set("resumed_from_step", r.resumed_from);
     j.set("deck", deck.file);
     j.set("train_samples", train_samples);

@@ -50,7 +50,8 @@ struct OptimizerDeck {
 };
 
 struct MetaConfig {
-  std::string method = "sama";  // "none", "sama", "finite_difference"
+  std::string method = "sama";  // "none", "sama", "finite_difference", "sama_jvp", "neumann", "cg",
+                                // "unrolled" (docs/hypergradients.md)
   long interval = 1;            // a meta step every `interval` base steps ...
   long warmup = 0;              // ... once `warmup` base steps are done
   double alpha = 1.0;           // probe radius: ε = alpha / ‖D ⊙ v‖
@@ -65,6 +66,14 @@ struct MetaConfig {
   std::string strategy = "local";  // many ranks: "local" (v, D⊙v, ε and the probes per rank; one
                                    // all-reduce of the λ-gradient) or "global" (v averaged first:
                                    // exactly one large batch, one more θ-sized all-reduce)
+  long k = 5;                   // neumann: series terms; cg: iterations; unrolled: base steps reversed
+  double neumann_alpha = 0.01;  // neumann: step α of Σ (I − αH)^j (converges for α < 2/λ_max(H))
+  double cg_damping = 0.1;      // cg (and the cg reference): μ of (H + μI) w = v
+  std::string hvp = "exact";    // Hessian-vector products: "exact" (R-operator) or "finite_difference"
+  double hvp_radius = 0.01;     // hvp = "finite_difference": ‖εu‖ of (∇L(θ+εu) − ∇L(θ−εu)) / 2ε
+  long diagnose_every = 0;      // every N meta steps also compute a reference λ-gradient (0 = never)
+  std::string diagnose_reference = "cg";  // "cg" or "unrolled", with ...
+  long diagnose_k = 20;                   // ... this many iterations / unrolled steps
 };
 
 /// Per-sample scores written to scores.h5 (data pruning, noise detection). Epoch windows are

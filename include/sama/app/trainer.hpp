@@ -45,6 +45,11 @@ struct RunResult {
   double stop_to_checkpoint_seconds = 0;  // from the stop signal to the committed checkpoint
   long nonfinite_steps = 0;          // steps skipped for a non-finite loss, gradient or hypergradient
   long resumed_from = -1;            // the checkpoint step this run continued from (-1: none)
+  // Hypergradient diagnostic (meta.diagnose_every > 0): run means over the diagnosed meta steps of the
+  // cosine and of ‖method‖/‖reference‖ between the method's λ-gradient and the reference's.
+  long hypergrad_diagnoses = 0;
+  double mean_hypergrad_cosine = 0;
+  double mean_hypergrad_norm_ratio = 0;
 };
 
 /// Runs the deck to the end; throws sama::Error on any failure (no summary.json is then written).
