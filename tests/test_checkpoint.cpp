@@ -8,6 +8,7 @@
 
 #include <gtest/gtest.h>
 
+#include <cctype>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -92,6 +93,47 @@ TEST_P(Restart, ContinuationIsBitwise) {
             metrics_without_timing(dir.file("straight/metrics.csv")));
 }
 INSTANTIATE_TEST_SUITE_P(Optimizers, Restart, ::testing::Values("adam", "sgd"));
+
+// The same for the hypergradient methods: `unrolled` carries its history of the last K base steps
+// (θ, λ, optimizer state, batch ids and Meta-Weight-Net inputs) in the checkpoint; the diagnostic its
+// window and run sums.
+class MethodRestart : public ::testing::TestWithParam<std::vector<std::string>> {};
+
+TEST_P(MethodRestart, ContinuationIsBitwise) {
+  test::TempDir dir("restart_method");
+  auto sets = GetParam();
+  sets.push_back("checkpoint.every_steps=30");
+  const auto straight = run(deck(sets), dir.file("straight"));
+  auto stop_sets = sets;
+  stop_sets.push_back("debug.preempt_step=70");
+  ASSERT_TRUE(run(deck(stop_sets), dir.file("split")).preempted);
+  const auto second = run(deck(sets), dir.file("split"), true);
+  EXPECT_EQ(second.resumed_from, 71);
+  EXPECT_EQ(second.theta, straight.theta);
+  EXPECT_EQ(second.lambda, straight.lambda);
+  EXPECT_EQ(second.meta_steps, straight.meta_steps);
+  EXPECT_EQ(second.hypergrad_diagnoses, straight.hypergrad_diagnoses);
+  EXPECT_EQ(second.mean_hypergrad_cosine, straight.mean_hypergrad_cosine);
+  EXPECT_EQ(metrics_without_timing(dir.file("split/metrics.csv")),
+            metrics_without_timing(dir.file("straight/metrics.csv")));
+}
+INSTANTIATE_TEST_SUITE_P(
+    Methods, MethodRestart,
+    ::testing::Values(std::vector<std::string>{"meta.method=sama_jvp"},
+                      std::vector<std::string>{"meta.method=neumann", "meta.k=3"},
+                      std::vector<std::string>{"meta.method=cg", "meta.k=3"},
+                      std::vector<std::string>{"meta.method=unrolled", "meta.k=4"},
+                      std::vector<std::string>{"meta.method=unrolled", "meta.k=3", "optimizer.name=sgd",
+                                               "optimizer.momentum=0.9"},
+                      std::vector<std::string>{"meta.diagnose_every=7", "meta.diagnose_reference=unrolled",
+                                               "meta.diagnose_k=5"}),
+    [](const auto& info) {
+      std::string name;
+      for (const auto& s : info.param) name += (name.empty() ? "" : "_") + s.substr(s.find('=') + 1);
+      for (auto& ch : name)
+        if (!std::isalnum(static_cast<unsigned char>(ch))) ch = '_';
+      return name;
+    });
 
 TEST(Restart, ResumeRefusesAnotherDeck) {
   test::TempDir dir("restart_deck");

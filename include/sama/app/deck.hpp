@@ -70,7 +70,7 @@ struct MetaConfig {
   double neumann_alpha = 0.01;  // neumann: step α of Σ (I − αH)^j (converges for α < 2/λ_max(H))
   double cg_damping = 0.1;      // cg (and the cg reference): μ of (H + μI) w = v
   std::string hvp = "exact";    // Hessian-vector products: "exact" (R-operator) or "finite_difference"
-  double hvp_radius = 0.01;     // hvp = "finite_difference": ‖εu‖ of (∇L(θ+εu) − ∇L(θ−εu)) / 2ε
+  double hvp_radius = 1e-3;     // hvp = "finite_difference": ‖εu‖ of (∇L(θ+εu) − ∇L(θ−εu)) / 2ε
   long diagnose_every = 0;      // every N meta steps also compute a reference λ-gradient (0 = never)
   std::string diagnose_reference = "cg";  // "cg" or "unrolled", with ...
   long diagnose_k = 20;                   // ... this many iterations / unrolled steps
