@@ -157,7 +157,53 @@ TEST_P(Equivalence, GlobalStrategyMatchesOneRank) {
   expect_replicated(world, many.lambda);
   EXPECT_EQ(many.ranks, world.size());
 }
-INSTANTIATE_TEST_SUITE_P(Methods, Equivalence, ::testing::Values("none", "sama", "finite_difference"));
+INSTANTIATE_TEST_SUITE_P(Methods, Equivalence,
+                         ::testing::Values("none", "sama", "finite_difference", "sama_jvp", "neumann", "cg",
+                                           "unrolled"));
+
+// The local strategy for the methods with Hessian-vector products and the unroll: v, the HVPs, the
+// solves and the reverse sweep stay on each rank's shard, only the λ-gradient parts are summed, so the
+// replicas stay identical; on one rank local and global are the same computation.
+class LocalStrategy : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(LocalStrategy, KeepsReplicasIdentical) {
+  comm::Communicator world;
+  const auto local = run(small_deck(GetParam(), "local"), world);
+  expect_replicated(world, local.theta);
+  expect_replicated(world, local.lambda);
+  EXPECT_EQ(local.meta_steps, 25);
+  if (world.size() == 1) {
+    const auto global = run(small_deck(GetParam(), "global"), world);
+    EXPECT_EQ(local.theta, global.theta);
+    EXPECT_EQ(local.lambda, global.lambda);
+  }
+}
+INSTANTIATE_TEST_SUITE_P(Methods, LocalStrategy, ::testing::Values("sama_jvp", "neumann", "cg", "unrolled"));
+
+// The diagnostic (reference computed at every 5th meta step on the same batches) at P ranks: with the
+// global strategy its run means equal those of one rank up to summation order.
+TEST(Diagnostic, GlobalStrategyMatchesOneRank) {
+  comm::Communicator world;
+  comm::Communicator self(MPI_COMM_SELF);
+  for (const char* reference : {"cg", "unrolled"}) {
+    auto deck = small_deck("sama", "global");
+    deck.meta.diagnose_every = 5;
+    deck.meta.diagnose_reference = reference;
+    deck.meta.diagnose_k = 4;
+    const auto many = run(deck, world), one = run(deck, self);
+    EXPECT_EQ(many.hypergrad_diagnoses, 5);
+    EXPECT_EQ(many.hypergrad_diagnoses, one.hypergrad_diagnoses);
+    EXPECT_NEAR(many.mean_hypergrad_cosine, one.mean_hypergrad_cosine, 1e-3) << reference << " P = " << world.size();
+    EXPECT_NEAR(many.mean_hypergrad_norm_ratio, one.mean_hypergrad_norm_ratio, 1e-3 * one.mean_hypergrad_norm_ratio)
+        << reference;
+    // The diagnostic leaves the trajectory as it is.
+    auto plain = deck;
+    plain.meta.diagnose_every = 0;
+    plain.meta.diagnose_reference = "cg";
+    plain.meta.diagnose_k = 20;
+    EXPECT_EQ(run(plain, world).theta, many.theta);
+  }
+}
 
 // The local strategy (v and the probes per rank) keeps replicas identical and equals the global one
 // on a single rank.
@@ -253,6 +299,34 @@ TEST(Restart, AnotherRankCountStaysClose) {
   EXPECT_EQ(resumed.ranks, 1);
   EXPECT_LT(rel_diff(resumed.theta, straight.theta), 2e-5) << "checkpoint at P = " << world.size();
   EXPECT_LT(rel_diff(resumed.lambda, straight.lambda), 1e-3);
+  world.barrier();
+  if (world.rank() == 0) std::filesystem::remove_all(base);
+}
+
+// The unroll history written at P ranks (its batches in global order) resumed on one rank, which
+// takes the whole batch of every recorded step: within a float tolerance of the run at P.
+TEST(Restart, UnrolledHistoryResumesAtAnotherRankCount) {
+  comm::Communicator world;
+  comm::Communicator self(MPI_COMM_SELF);
+  const std::string base = run_dir(world, "restart_unrolled");
+  auto deck = small_deck("unrolled", "global");
+  deck.meta.k = 4;
+  const auto straight = run_in(deck, world, base + "/straight", false);
+  auto stop = deck;
+  stop.debug.preempt_step = 12;
+  ASSERT_TRUE(run_in(stop, world, base + "/split", false).preempted);
+  world.barrier();
+  const std::string mine = base + "/resume_rank" + std::to_string(world.rank());
+  std::filesystem::create_directories(mine);
+  std::filesystem::copy(base + "/split", mine, std::filesystem::copy_options::recursive);
+  const auto resumed = run_in(deck, self, mine, true);
+  EXPECT_EQ(resumed.resumed_from, 13);
+  EXPECT_LT(rel_diff(resumed.theta, straight.theta), 2e-5) << "checkpoint at P = " << world.size();
+  EXPECT_LT(rel_diff(resumed.lambda, straight.lambda), 1e-3);
+  // At the same P the continuation is bitwise.
+  const auto again = run_in(deck, world, base + "/split", true);
+  EXPECT_EQ(again.theta, straight.theta);
+  EXPECT_EQ(again.lambda, straight.lambda);
   world.barrier();
   if (world.rank() == 0) std::filesystem::remove_all(base);
 }
