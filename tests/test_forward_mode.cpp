@@ -298,26 +298,44 @@ TEST_P(MlpTangent, SweepsMatchFiniteDifferences) {
   const std::string label = "MLP hidden=" + nn::to_string(hidden) + (output ? " output=" + nn::to_string(*output) : "");
   expect_close(y_dot, directional_fd(fwd), label + " ẏ");
 
+  auto dyv = to_mat(dy, batch, widths.back()), dydv = to_mat(dy_dot, batch, widths.back());
   mlp.forward(theta_d, x);
+  Kokkos::deep_copy(grad, std::nan(""));
+  mlp.backward_linearize(theta_d, dyv, grad);
   mlp.forward_tangent(theta_d, td);
   Kokkos::deep_copy(grad_dot, std::nan(""));
   std::vector<std::size_t> ready;
-  mlp.backward_tangent(theta_d, td, to_mat(dy, batch, widths.back()), to_mat(dy_dot, batch, widths.back()), grad,
-                       grad_dot, [&](std::size_t off, std::size_t) { ready.push_back(off); });
+  mlp.backward_tangent(theta_d, td, dydv, grad_dot, [&](std::size_t off, std::size_t) { ready.push_back(off); });
   const Host g = to_host(grad), g_dot = to_host(grad_dot);
   expect_close(g_dot, directional_fd(bwd), label + " R{∂θ}");
   EXPECT_EQ(ready.size(), 3u);  // every Linear layer, last first
   EXPECT_TRUE(std::is_sorted(ready.rbegin(), ready.rend()));
-  // The sweep's gradient is backward()'s, to the bit.
+  // The linearisation's gradient is backward()'s, to the bit.
   mlp.forward(theta_d, x);
-  mlp.backward(theta_d, to_mat(dy, batch, widths.back()), grad);
+  mlp.backward(theta_d, dyv, grad);
   EXPECT_EQ(g, to_host(grad));
 
-  // A new forward invalidates the tangents: backward_tangent without forward_tangent is refused.
+  // A second direction at the same linearisation: only the tangent passes, the same result as afresh.
+  const Host t2 = normal_vec(rng, theta.size());
+  auto t2d = to_device(t2);
   mlp.forward(theta_d, x);
-  EXPECT_THROW(mlp.backward_tangent(theta_d, td, to_mat(dy, batch, widths.back()),
-                                    to_mat(dy_dot, batch, widths.back()), grad, grad_dot),
-               Error);
+  mlp.backward_linearize(theta_d, dyv, grad);
+  mlp.forward_tangent(theta_d, td);
+  mlp.backward_tangent(theta_d, td, dydv, grad_dot);
+  mlp.forward_tangent(theta_d, t2d);
+  mlp.backward_tangent(theta_d, t2d, dydv, grad_dot);
+  const Host again = to_host(grad_dot);
+  mlp.forward(theta_d, x);
+  mlp.backward_linearize(theta_d, dyv, grad);
+  mlp.forward_tangent(theta_d, t2d);
+  mlp.backward_tangent(theta_d, t2d, dydv, grad_dot);
+  EXPECT_EQ(again, to_host(grad_dot));
+
+  // A new forward invalidates the tangents and the linearisation.
+  mlp.forward(theta_d, x);
+  EXPECT_THROW(mlp.backward_tangent(theta_d, td, dydv, grad_dot), Error);
+  mlp.forward_tangent(theta_d, td);
+  EXPECT_THROW(mlp.backward_tangent(theta_d, td, dydv, grad_dot), Error);  // no linearisation yet
 }
 
 INSTANTIATE_TEST_SUITE_P(
@@ -405,6 +423,16 @@ TEST_P(ClassifierTangent, HvpMatchesFiniteDifferenceOfGradientAndIsSymmetric) {
   f.model.loss_jvp(f.theta, to_device(v), f.x, f.y, l, dl2);
   EXPECT_EQ(to_host(dl), to_host(dl2));
   EXPECT_EQ(ready, 3u);
+
+  // hvp_again: another direction at the point of the last hvp, as a fresh hvp gives it; refused once
+  // another forward pass ran.
+  Vec<double> again("again", th.size()), dl3("dl3", f.B);
+  f.model.hvp(f.theta, to_device(f.coef), f.x, f.y, to_device(v), out);
+  f.model.hvp_again(f.theta, to_device(f.coef), f.y, to_device(u), again, dl3);
+  EXPECT_EQ(to_host(again), hu);
+  f.model.loss_jvp(f.theta, to_device(u), f.x, f.y, l, dl2);
+  EXPECT_EQ(to_host(dl3), to_host(dl2));
+  EXPECT_THROW(f.model.hvp_again(f.theta, to_device(f.coef), f.y, to_device(u), again), Error);
 }
 
 INSTANTIATE_TEST_SUITE_P(Activations, ClassifierTangent,

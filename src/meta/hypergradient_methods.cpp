@@ -54,6 +54,7 @@ void HessianProduct<T>::bind(VecU<T> theta, const WeightedBatch<T>& batch, Reduc
   theta_ = theta;
   batch_ = batch;
   reduce_ = std::move(reduce);
+  point_ = 0;  // the next exact product linearises at this point
 }
 
 template <class T>
@@ -61,7 +62,14 @@ void HessianProduct<T>::apply(VecU<const T> u, VecU<T> out, VecU<T> dlosses) {
   SAMA_REQUIRE(theta_.data() != nullptr, "HessianProduct::apply before bind()");
   const std::size_t b = batch_.x.extent(0);
   if (mode_ == HvpMode::exact) {
-    model_.hvp(theta_, batch_.coef, batch_.x, batch_.y, u, out, VecU<T>(), dlosses);
+    // The first product at a point linearises there (forward and backward); later ones, while no other
+    // forward pass ran on the model, cost only the two tangent passes.
+    if (point_ != 0 && point_ == model_.forwards()) {
+      model_.hvp_again(theta_, batch_.coef, batch_.y, u, out, dlosses);
+    } else {
+      model_.hvp(theta_, batch_.coef, batch_.x, batch_.y, u, out, VecU<T>(), dlosses);
+      point_ = model_.forwards();
+    }
   } else {
     // (∇L(θ + εu) − ∇L(θ − εu)) / 2ε, ε = radius/‖u‖; θ restored from a copy, bitwise.
     const double un = ops::norm2<T>(u);

@@ -5,6 +5,8 @@
 //   tangent forward:  ż = R{z} along θ̇ = v,   ℓ̇_i = p_i·ż_i − ż_{i,y_i}
 //   reverse sweep:    dz_i = c_i (p_i − e_{y_i}),  R{dz_i} = c_i p_i ⊙ (ż_i − p_i·ż_i)
 //                     → ∇_θ L and R{∇_θ L} = ∇²_θ L · v  with L = Σ_i c_i ℓ_i
+// The first part (forward, dz, the backward keeping each layer's upstream gradient) depends on the
+// point only; hvp_again() repeats the second for another v at the same point.
 #include "sama/core/error.hpp"
 #include "sama/nn/classifier.hpp"
 
@@ -35,23 +37,41 @@ template <class T>
 void Classifier<T>::hvp(VecU<const T> theta, VecU<const T> coef, MatU<const T> x, VecU<const int> y, VecU<const T> v,
                         VecU<T> out, VecU<T> grad, VecU<T> dlosses, const typename Mlp<T>::GradReady& on_ready) {
   const std::size_t b = x.extent(0), np = num_params();
-  SAMA_REQUIRE(coef.extent(0) == b && out.extent(0) == np && (dlosses.data() == nullptr || dlosses.extent(0) == b),
-               "Classifier::hvp: {} coefficients and {} per-sample outputs for a batch of {}; {} outputs for {} "
-               "parameters",
-               coef.extent(0), dlosses.extent(0), b, out.extent(0), np);
-  ensure(dlogits_dot_, "sama::Classifier::dlogits_dot", mlp_.max_batch(), mlp_.out());
+  SAMA_REQUIRE(coef.extent(0) == b && (grad.data() == nullptr || grad.extent(0) == np),
+               "Classifier::hvp: {} coefficients for a batch of {}; gradient of {} for {} parameters", coef.extent(0),
+               b, grad.extent(0), np);
   ensure(loss_scratch_, "sama::Classifier::loss_scratch", mlp_.max_batch());
   if (grad.data() == nullptr) {
     ensure(grad_scratch_, "sama::Classifier::grad_scratch", np);
     grad = grad_scratch_;
   }
+  // The point: forward, dz_i = c_i (p_i − e_{y_i}), and the backward that keeps the upstream gradients.
   losses(theta, x, y, slice<T>(loss_scratch_, 0, b));
+  MatU<T> dz(dlogits_.data(), b, mlp_.out());
+  ce_.backward(coef, y, dz);
+  mlp_.backward_linearize(theta, dz, grad);
+  linearized_at_ = forwards_;
+  hvp_again(theta, coef, y, v, out, dlosses, on_ready);
+}
+
+template <class T>
+void Classifier<T>::hvp_again(VecU<const T> theta, VecU<const T> coef, VecU<const int> y, VecU<const T> v,
+                              VecU<T> out, VecU<T> dlosses, const typename Mlp<T>::GradReady& on_ready) {
+  SAMA_REQUIRE(linearized_at_ != 0 && linearized_at_ == forwards_,
+               "Classifier::hvp_again: no hvp() at this point (a forward pass ran since, or none before)");
+  const std::size_t b = logits_.extent(0), np = num_params();
+  SAMA_REQUIRE(coef.extent(0) == b && y.extent(0) == b && out.extent(0) == np &&
+                   (dlosses.data() == nullptr || dlosses.extent(0) == b),
+               "Classifier::hvp: {} coefficients, {} labels and {} per-sample outputs for a batch of {}; {} outputs "
+               "for {} parameters",
+               coef.extent(0), y.extent(0), dlosses.extent(0), b, out.extent(0), np);
+  ensure(dlogits_dot_, "sama::Classifier::dlogits_dot", mlp_.max_batch(), mlp_.out());
+  // The direction: ż, then R{dz_i} = c_i p_i ⊙ (ż_i − p_i·ż_i), then R{∇_θ L} = H v.
   MatU<const T> z_dot = mlp_.forward_tangent(theta, v);
   if (dlosses.data() != nullptr) ce_.forward_tangent(z_dot, y, dlosses);
-  MatU<T> dz(dlogits_.data(), b, mlp_.out()), dz_dot(dlogits_dot_.data(), b, mlp_.out());
-  ce_.backward(coef, y, dz);
+  MatU<T> dz_dot(dlogits_dot_.data(), b, mlp_.out());
   ce_.backward_tangent(coef, z_dot, dz_dot);
-  mlp_.backward_tangent(theta, v, dz, dz_dot, grad, out, on_ready);
+  mlp_.backward_tangent(theta, v, dz_dot, out, on_ready);
 }
 
 template class Classifier<float>;

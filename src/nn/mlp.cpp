@@ -42,7 +42,7 @@ void Mlp<T>::init(VecU<T> theta, Rng& rng) const {
 template <class T>
 MatU<const T> Mlp<T>::forward(VecU<const T> theta, MatU<const T> x) {
   batch_ = x.extent(0);
-  tangent_batch_ = 0;  // the tangents of an earlier forward no longer apply
+  tangent_batch_ = linear_batch_ = 0;  // the tangents and linearisation of an earlier forward no longer apply
   SAMA_REQUIRE(batch_ <= max_batch_, "MLP forward: batch {} exceeds the workspace's {}", batch_, max_batch_);
   SAMA_REQUIRE(x.extent(1) == in(), "MLP forward: input has {} features, the model expects {}", x.extent(1), in());
   input_ = x;

@@ -43,7 +43,9 @@ struct WeightedBatch {
 };
 
 /// Products u ↦ H u with the Hessian of a weighted base loss at θ (bound by bind()), summed over
-/// ranks by `reduce` when one is given. Its buffers are allocated once, in the constructor.
+/// ranks by `reduce` when one is given. Exact products after the first at a point reuse its
+/// linearisation (Classifier::hvp_again) as long as nothing else ran a forward pass on the model.
+/// Its buffers are allocated once, in the constructor.
 template <class T>
 class HessianProduct {
  public:
@@ -66,6 +68,7 @@ class HessianProduct {
   ReduceFn<T> reduce_;
   Vec<T> theta_saved_, grad_minus_, losses_;
   long products_ = 0;
+  std::uint64_t point_ = 0;  // the model's forward count when it linearised at the bound point (0: not)
 };
 
 struct SolveInfo {

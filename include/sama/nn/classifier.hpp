@@ -17,6 +17,7 @@ class Classifier {
 
   /// losses[i] = ℓ_i(θ) for the batch (x, y); keeps what backward needs.
   void losses(VecU<const T> theta, MatU<const T> x, VecU<const int> y, VecU<T> losses) {
+    ++forwards_;
     logits_ = mlp_.forward(theta, x);
     ce_.forward(logits_, y, losses);
   }
@@ -36,17 +37,25 @@ class Classifier {
   }
 
   // Forward mode (R-operator; definitions in classifier.cpp), exact: no step size, no cancellation.
-  // Each call runs its own forward on (x, y); the workspace is allocated on first use.
+  // The workspace is allocated on first use.
 
   /// losses[i] = ℓ_i(θ) and dlosses[i] = ∂ℓ_i/∂θ · dir (one forward and one tangent forward).
   void loss_jvp(VecU<const T> theta, VecU<const T> dir, MatU<const T> x, VecU<const int> y, VecU<T> losses,
                 VecU<T> dlosses);
-  /// out = ∇²_θ(Σ_i coef_i ℓ_i) · v with the coefficients held fixed (forward, tangent forward, one
-  /// reverse sweep carrying the gradient and its tangent). When given (non-empty): grad = ∇_θ Σ_i
-  /// coef_i ℓ_i and dlosses[i] = ∂ℓ_i/∂θ · v. on_ready reports out's layers as they complete.
+  /// out = ∇²_θ(Σ_i coef_i ℓ_i) · v with the coefficients held fixed: a forward, the linearisation
+  /// (the backward, keeping each layer's upstream gradient), a tangent forward and a tangent backward.
+  /// When given (non-empty): grad = ∇_θ Σ_i coef_i ℓ_i and dlosses[i] = ∂ℓ_i/∂θ · v. on_ready reports
+  /// out's layers as they complete.
   void hvp(VecU<const T> theta, VecU<const T> coef, MatU<const T> x, VecU<const int> y, VecU<const T> v,
            VecU<T> out, VecU<T> grad = VecU<T>(), VecU<T> dlosses = VecU<T>(),
            const typename Mlp<T>::GradReady& on_ready = nullptr);
+  /// hvp() along another v at the point of the last hvp() (the same θ, batch, labels y and
+  /// coefficients, and no forward since: see forwards()): only the two tangent passes.
+  void hvp_again(VecU<const T> theta, VecU<const T> coef, VecU<const int> y, VecU<const T> v, VecU<T> out,
+                 VecU<T> dlosses = VecU<T>(), const typename Mlp<T>::GradReady& on_ready = nullptr);
+  /// Forward passes so far (every losses(), loss_jvp() and hvp() runs one): a linearisation is valid
+  /// while this count is unchanged.
+  std::uint64_t forwards() const { return forwards_; }
 
  private:
   Mlp<T> mlp_;
@@ -56,6 +65,8 @@ class Classifier {
   // Forward-mode workspace (first use): R{dlogits}, a gradient and per-sample losses nobody asked for.
   Mat<T> dlogits_dot_;
   Vec<T> grad_scratch_, loss_scratch_;
+  std::uint64_t forwards_ = 0;
+  std::uint64_t linearized_at_ = 0;  // forwards_ when hvp() linearised (0: never)
 };
 
 }  // namespace sama::nn

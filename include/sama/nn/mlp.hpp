@@ -49,18 +49,23 @@ class Mlp {
   /// its squared norm is ‖dy_i‖² (‖x_i‖² + 1); activations have no parameters. An empty view stops it.
   void set_sample_grad_norms(VecU<T> sq_norms) { sample_sq_norms_ = sq_norms; }
 
-  // Forward mode (R-operator; definitions in mlp_tangent.cpp). The tangent workspace (one activation
-  // tangent per layer and two delta tangents) is allocated on first use and reused afterwards.
+  // Forward mode (R-operator; definitions in mlp_tangent.cpp). Exact Hessian-vector products are a
+  // linearisation (forward, then backward_linearize of dy = ∂L/∂y, keeping every layer's upstream
+  // gradient) followed, per direction θ̇, by forward_tangent and backward_tangent: a second direction
+  // at the same point costs only the two tangent passes. A new forward() invalidates both. The
+  // workspace (tangents and upstream gradients, like the activations) is allocated on first use.
 
   /// After forward(): the tangent ẏ of every layer's output along a parameter tangent θ̇ (the input
   /// has none), kept for backward_tangent(); returns the network output's tangent [B, out].
   MatU<const T> forward_tangent(VecU<const T> theta, VecU<const T> theta_dot);
-  /// After forward() and forward_tangent(θ̇) of the same batch: one reverse sweep that computes the
-  /// backward of dy into grad (as backward() does) and, given ḋy = R{dy}, its tangent
-  /// grad_dot = R{∂(dy·y)/∂θ} along θ̇ (both overwritten). With dy = ∂L/∂y and ḋy = R{∂L/∂y},
-  /// grad_dot is the Hessian-vector product ∇²_θ L · θ̇. on_ready reports grad_dot's layers.
-  void backward_tangent(VecU<const T> theta, VecU<const T> theta_dot, MatU<const T> dy, MatU<const T> dy_dot,
-                        VecU<T> grad, VecU<T> grad_dot, const GradReady& on_ready = nullptr);
+  /// After forward(): backward() of dy into grad (overwritten) that also keeps every layer's upstream
+  /// gradient (dy included, copied) for backward_tangent().
+  void backward_linearize(VecU<const T> theta, MatU<const T> dy, VecU<T> grad);
+  /// After backward_linearize(dy) and forward_tangent(θ̇) of the last forward: grad_dot (overwritten)
+  /// = R{∂(dy·y)/∂θ}, the tangent of the linearised gradient along θ̇ with ḋy = R{dy}. With dy = ∂L/∂y
+  /// and ḋy = R{∂L/∂y}, grad_dot = ∇²_θ L · θ̇. on_ready reports grad_dot's layers, last first.
+  void backward_tangent(VecU<const T> theta, VecU<const T> theta_dot, MatU<const T> dy_dot, VecU<T> grad_dot,
+                        const GradReady& on_ready = nullptr);
 
  private:
   std::vector<std::size_t> widths_;
@@ -73,10 +78,13 @@ class Mlp {
   std::vector<Mat<T>> acts_;  // output of each layer, [max_batch][out]
   Mat<T> delta_a_, delta_b_;  // ping-pong gradients w.r.t. activations
   VecU<T> sample_sq_norms_;   // set_sample_grad_norms
-  // Forward-mode workspace (allocated by the first forward_tangent).
+  // Forward-mode workspace (allocated on first use).
   std::vector<Mat<T>> acts_dot_;      // tangent of each layer's output
+  std::vector<Mat<T>> upstream_;      // ∂L/∂(output of layer i) of the last backward_linearize
   Mat<T> delta_dot_a_, delta_dot_b_;  // ping-pong tangents of the activation gradients
   std::size_t tangent_batch_ = 0;     // batch of the last forward_tangent (0: none since forward)
+  std::size_t linear_batch_ = 0;      // batch of the last backward_linearize (0: none since forward)
+  void ensure_tangent_workspace();
 };
 
 }  // namespace sama::nn
