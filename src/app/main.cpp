@@ -40,6 +40,9 @@ int main(int argc, char** argv) {
     bench_cmd->add_option("--json", bench.json, "write JSON records to this file");
     bench_cmd->add_option("--steps", bench.steps, "timed steps per configuration")->check(CLI::PositiveNumber);
     bench_cmd->add_option("--warmup", bench.warmup, "untimed steps per configuration")->check(CLI::NonNegativeNumber);
+    bench_cmd->add_flag("--hypergradients", bench.hypergradients,
+                        "compare the hypergradient methods (none, sama, sama_jvp, finite_difference, neumann, cg, "
+                        "unrolled at K = 1 and 5): speed, memory, cosine to a CG reference");
 
     sama::app::PruneArgs prune;
     auto* prune_cmd = app.add_subcommand("prune", "write a keep mask (data pruning) from a run's per-sample scores");
@@ -65,7 +68,8 @@ int main(int argc, char** argv) {
       }
       else if (*info_cmd) {
         if (comm.rank() == 0) sama::app::print_info(std::cout);
-      } else if (*bench_cmd) code = sama::app::run_bench(bench, comm, std::cout);
+      } else if (*bench_cmd) code = bench.hypergradients ? sama::app::run_bench_hypergradients(bench, comm, std::cout)
+                                   : sama::app::run_bench(bench, comm, std::cout);
       else if (*prune_cmd && comm.rank() == 0) code = sama::app::run_prune(prune, std::cout);  // serial
     } catch (const std::exception& e) {
       std::cerr << "sama: error on rank " << comm.rank() << ": " << e.what() << std::endl;

@@ -24,8 +24,13 @@ struct BenchArgs {
   std::string json;      // write JSON records here ("" = none)
   long steps = 60;       // timed steps per configuration
   long warmup = 10;
+  bool hypergradients = false;  // compare the hypergradient methods instead (run_bench_hypergradients)
 };
 /// `sama bench`: throughput, memory and GEMM efficiency of `none` and `sama` at two MLP sizes.
 int run_bench(const BenchArgs& args, const comm::Communicator& comm, std::ostream& out);
+/// `sama bench --hypergradients`: every meta.method (K = 1 and 5 where it has one) at two MLP sizes:
+/// iterations/s and peak RSS (also relative to none), cosine to a CG reference, SAMA's meta step against
+/// its FLOP-count prediction, and unrolled's peak RSS against K.
+int run_bench_hypergradients(const BenchArgs& args, const comm::Communicator& comm, std::ostream& out);
 
 }  // namespace sama::app
