@@ -6,6 +6,9 @@
 //   δ_i = (ℓ_i(θ+εw) − ℓ_i(θ−εw)) / 2ε  (same base batch, ε = α/‖w‖, θ restored bitwise)
 //   ∇λ = ∂L_meta/∂λ − ∂/∂λ (1/B) Σ δ_i w_i(λ)      (for Meta-Weight-Net, ∂L_meta/∂λ = 0)
 //   λ ← meta optimizer step (Adam)
+//
+// The other meta methods replace w (sama_jvp: D ⊙ v; neumann, cg: ≈ H⁻¹v) and take δ_i exactly by
+// forward mode, or reverse the last K base steps (unrolled): docs/hypergradients.md.
 #include "sama/app/trainer.hpp"
 
 #include "sama/app/preemption.hpp"
