@@ -35,3 +35,7 @@ if(SAMA_SANITIZE STREQUAL "")
                                                      $<TARGET_FILE:sama> ${PROJECT_SOURCE_DIR})
   set_tests_properties(hdf5_library_crash_contained PROPERTIES TIMEOUT 60)
 endif()
+# The hypergradient benchmark's records and plot, and the quality study in miniature.
+add_test(NAME hypergradient_smoke COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/hypergradient_smoke.sh $<TARGET_FILE:sama>
+                                          ${PROJECT_SOURCE_DIR})
+set_tests_properties(hypergradient_smoke PROPERTIES TIMEOUT 300)
