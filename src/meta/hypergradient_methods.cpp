@@ -3,24 +3,13 @@
 #include "sama/meta/hypergradient_methods.hpp"
 
 #include "sama/core/error.hpp"
+#include "sama/core/kernel_math.hpp"
 #include "sama/core/vector_ops.hpp"
 
 #include <algorithm>
 #include <cmath>
 
 namespace sama::meta {
-
-namespace {
-/// sqrt in kernels, for Kokkos 3.4 (Kokkos::Experimental) and ≥ 3.7 / 4.x (Kokkos::).
-template <class T>
-KOKKOS_INLINE_FUNCTION T kk_sqrt(T x) {
-#if KOKKOS_VERSION >= 30700
-  return Kokkos::sqrt(x);
-#else
-  return Kokkos::Experimental::sqrt(x);
-#endif
-}
-}  // namespace
 
 HvpMode parse_hvp_mode(const std::string& name) {
   if (name == "exact") return HvpMode::exact;
@@ -240,7 +229,7 @@ void OptimizerAdjoint<T>::reverse(const StepState<T>& step, VecU<T> theta_bar, V
   Kokkos::parallel_for(
       "sama::OptimizerAdjoint::reverse_adam", Range(0, n_), KOKKOS_LAMBDA(const std::size_t i) {
         const T tb = theta_bar(i);
-        const T rv = v(i) > T(0) ? kk_sqrt(v(i)) : T(0);  // √v'
+        const T rv = v(i) > T(0) ? kmath::kk_sqrt(v(i)) : T(0);  // √v'
         const T denom = rv * isb + eps;                         // √v̂ + ε
         // θ' = θ̃ − s m'/denom:  ∂/∂m' = −s/denom,  ∂/∂v' = s m' isb / (2√v' denom²) (0 where v' = 0).
         const T mt = m_bar(i) - s * tb / denom;

@@ -1,7 +1,7 @@
 // Adagrad with the exact adaptation D = ∂u/∂g; see sama/optim/adagrad.hpp.
 #include "sama/optim/adagrad.hpp"
 
-#include "kernel_math.hpp"
+#include "sama/core/kernel_math.hpp"
 #include "sama/core/error.hpp"
 
 #include <cmath>
@@ -47,7 +47,7 @@ void Adagrad<T>::step(VecU<T> theta, VecU<const T> grad, double lr) {
         const T si = s(i) + g * g;
         s(i) = si;
         last(i) = g;
-        theta(i) -= lr_t * g / (detail::kk_sqrt(si) + eps);
+        theta(i) -= lr_t * g / (kmath::kk_sqrt(si) + eps);
       });
   ++steps_;
   last_lr_ = lr;
@@ -66,7 +66,7 @@ void Adagrad<T>::apply_adaptation(VecU<const T> v, VecU<T> out) const {
   auto g = last_grad_;
   Kokkos::parallel_for(
       "sama::Adagrad::apply_adaptation", Range(0, n_), KOKKOS_LAMBDA(const std::size_t i) {
-        const T root = detail::kk_sqrt(s(i));
+        const T root = kmath::kk_sqrt(s(i));
         const T r = T(1) / (root + eps);
         // |g'|/√s ≤ 1 and |g'|·r < 1: no overflow or underflow in float; the limit at s = 0 is 0.
         const T q = root > zero ? g(i) / root : zero;

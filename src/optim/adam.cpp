@@ -1,7 +1,7 @@
 // Adam and AdamW with the exact adaptation D = ∂u/∂g; see sama/optim/adam.hpp.
 #include "sama/optim/adam.hpp"
 
-#include "kernel_math.hpp"
+#include "sama/core/kernel_math.hpp"
 #include "sama/core/error.hpp"
 
 #include <cmath>
@@ -70,7 +70,7 @@ void Adam<T>::step(VecU<T> theta, VecU<const T> grad, double lr) {
         m(i) = mi;
         v(i) = vi;
         last(i) = g;
-        const T denom = detail::kk_sqrt(vi) * inv_sqrt_bc2 + eps;
+        const T denom = kmath::kk_sqrt(vi) * inv_sqrt_bc2 + eps;
         theta(i) = th - step_size * mi / denom;
       });
   steps_ = t;
@@ -99,7 +99,7 @@ void Adam<T>::apply_adaptation(VecU<const T> vin, VecU<T> out) const {
   auto g = last_grad_;
   Kokkos::parallel_for(
       "sama::Adam::apply_adaptation", Range(0, n_), KOKKOS_LAMBDA(const std::size_t i) {
-        const T s = detail::kk_sqrt(v(i)) * inv_sqrt_bc2;  // √v̂
+        const T s = kmath::kk_sqrt(v(i)) * inv_sqrt_bc2;  // √v̂
         const T r = T(1) / (s + eps);
         // |g'|/√v̂ is bounded, so (m·r)·(g'/√v̂)·r never underflows in float; its limit at v̂ = 0 is 0.
         const T q = s > zero ? g(i) / s : zero;

@@ -2,7 +2,7 @@
 // sama/optim/lamb.hpp.
 #include "sama/optim/lamb.hpp"
 
-#include "kernel_math.hpp"
+#include "sama/core/kernel_math.hpp"
 #include "sama/core/error.hpp"
 
 #include <cmath>
@@ -32,7 +32,7 @@ template <class T>
 struct AdamDiag {
   T ca, cb, inv_sqrt_bc2, eps;
   KOKKOS_INLINE_FUNCTION T operator()(T m, T v, T g) const {
-    const T s = detail::kk_sqrt(v) * inv_sqrt_bc2;
+    const T s = kmath::kk_sqrt(v) * inv_sqrt_bc2;
     const T r = T(1) / (s + eps);
     const T q = s > T(0) ? g / s : T(0);  // |g|/√v̂ is bounded; the limit at v̂ = 0 is 0
     return r * (ca - cb * (m * r) * q);
@@ -119,7 +119,7 @@ void Lamb<T>::step(VecU<T> theta, VecU<const T> grad, double lr) {
         m(i) = mi;
         v(i) = vi;
         last(i) = g;
-        upd(i) = mi * inv_bc1 / (detail::kk_sqrt(vi) * inv_sqrt_bc2 + eps) + wd * theta(i);
+        upd(i) = mi * inv_bc1 / (kmath::kk_sqrt(vi) * inv_sqrt_bc2 + eps) + wd * theta(i);
       });
   // ‖θ_l‖ before the step, stored in T so that the step and a restored D use the same value.
   auto pn = Kokkos::create_mirror_view(param_norm_);

@@ -1,7 +1,7 @@
 // Lion with the adaptation of a documented surrogate; see sama/optim/lion.hpp.
 #include "sama/optim/lion.hpp"
 
-#include "kernel_math.hpp"
+#include "sama/core/kernel_math.hpp"
 #include "sama/core/error.hpp"
 
 #include <cmath>
@@ -67,9 +67,9 @@ void Lion<T>::step(VecU<T> theta, VecU<const T> grad, double lr) {
         const T c = b1 * m(i) + omb1 * g;
         last(i) = c;
         m(i) = b2 * m(i) + omb2 * g;
-        const T dir = phi == LionSurrogate::tanh       ? detail::kk_tanh(c * inv_tau)
+        const T dir = phi == LionSurrogate::tanh       ? kmath::kk_tanh(c * inv_tau)
                       : phi == LionSurrogate::identity ? c
-                                                       : detail::sign(c);
+                                                       : kmath::sign(c);
         theta(i) = theta(i) * shrink - lr_t * dir;
       });
   ++steps_;
@@ -99,7 +99,7 @@ void Lion<T>::apply_adaptation(VecU<const T> v, VecU<T> out) const {
   auto c = last_interp_;
   Kokkos::parallel_for(
       "sama::Lion::apply_adaptation", Range(0, n_),
-      KOKKOS_LAMBDA(const std::size_t i) { out(i) = coef * detail::sech2(c(i) * inv_tau) * v(i); });
+      KOKKOS_LAMBDA(const std::size_t i) { out(i) = coef * kmath::sech2(c(i) * inv_tau) * v(i); });
 }
 
 template <class T>

@@ -1,7 +1,7 @@
 // RMSprop with the exact adaptation D = ∂u/∂g; see sama/optim/rmsprop.hpp.
 #include "sama/optim/rmsprop.hpp"
 
-#include "kernel_math.hpp"
+#include "sama/core/kernel_math.hpp"
 #include "sama/core/error.hpp"
 
 #include <cmath>
@@ -63,7 +63,7 @@ void RMSprop<T>::step(VecU<T> theta, VecU<const T> grad, double lr) {
           w = vi - gi * gi;
           if (w < T(0)) w = T(0);  // v ≥ ḡ² in exact arithmetic; round-off only
         }
-        const T q = g / (detail::kk_sqrt(w) + eps);
+        const T q = g / (kmath::kk_sqrt(w) + eps);
         if (use_buf) {
           const T b = mu * buf(i) + q;
           buf(i) = b;
@@ -100,7 +100,7 @@ void RMSprop<T>::apply_adaptation(VecU<const T> vin, VecU<T> out) const {
           if (w < zero) w = zero;
           num = g(i) - ga(i);
         }
-        const T root = detail::kk_sqrt(w);
+        const T root = kmath::kk_sqrt(w);
         const T r = T(1) / (root + eps);
         const T p = root > zero ? num / root : zero;
         out(i) = lr * r * (T(1) - oma * p * (g(i) * r)) * vin(i);

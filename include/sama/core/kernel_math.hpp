@@ -1,9 +1,9 @@
 #pragma once
 // Math functions callable in kernels on host and device, for Kokkos 3.4 (Kokkos::Experimental) and
-// ≥ 3.7 / 4.x (Kokkos::). Private to src/optim.
+// ≥ 3.7 / 4.x (Kokkos::).
 #include <Kokkos_Core.hpp>
 
-namespace sama::optim::detail {
+namespace sama::kmath {
 
 template <class T>
 KOKKOS_INLINE_FUNCTION T kk_sqrt(T x) {
@@ -46,4 +46,4 @@ KOKKOS_INLINE_FUNCTION T sign(T x) {
   return x > T(0) ? T(1) : (x < T(0) ? T(-1) : T(0));
 }
 
-}  // namespace sama::optim::detail
+}  // namespace sama::kmath
