@@ -104,11 +104,13 @@ struct Data {
   data::Normalization norm;
 };
 
+/// The data's seed (meta split, label noise, synthetic samples): data.seed, or train.seed when 0.
+long data_seed(const Deck& deck) { return deck.data.seed > 0 ? deck.data.seed : deck.train.seed; }
+
 Data load_data(const Deck& deck) {
   Data d;
   const auto& c = deck.data;
-  // The data's seed (meta split, label noise, synthetic samples): data.seed, or train.seed when 0.
-  const auto seed = static_cast<std::uint64_t>(c.seed > 0 ? c.seed : deck.train.seed);
+  const auto seed = static_cast<std::uint64_t>(data_seed(deck));
   if (c.source == "fashion_mnist") {
     d.train = data::read_fashion_mnist(c.path, true);
     d.test = data::read_fashion_mnist(c.path, false);
@@ -331,6 +333,8 @@ class Trainer {
   std::unique_ptr<SampleScores> scores_;
   Vec<real> el2n_, grad_sq_;
   Vec<int> correct_;
+  Vec<real>::HostMirror el2n_host_, grad_sq_host_, coef_host_, raw_weight_host_;  // allocated once
+  Vec<int>::HostMirror correct_host_;
   long epoch_ = 0;  // epoch of the current step
 
   // Statistics of the current logging window.
@@ -828,28 +832,41 @@ void Trainer::init_scores() {
   el2n_ = make_vec<real>("sama::el2n", workspace_);
   grad_sq_ = make_vec<real>("sama::grad_sq", workspace_);
   correct_ = Vec<int>("sama::correct", workspace_);
+  el2n_host_ = Kokkos::create_mirror_view(el2n_);
+  grad_sq_host_ = Kokkos::create_mirror_view(grad_sq_);
+  coef_host_ = Kokkos::create_mirror_view(coef_);
+  raw_weight_host_ = Vec<real>::HostMirror("sama::raw_weight_host", workspace_);
+  correct_host_ = Kokkos::create_mirror_view(correct_);
 }
 
 void Trainer::record_scores() {
   const auto& ids = *base_ids_;
   const std::size_t b = ids.size();
-  const auto host = [b](const auto& v) {
-    return Kokkos::create_mirror_view_and_copy(HostSpace(), Kokkos::subview(v, std::make_pair(std::size_t(0), b)));
+  // Host copies of the first b entries, into buffers allocated once (no copy at all where the
+  // execution space's memory is the host's), and only of what this epoch's scores need.
+  const auto fetch = [b](const auto& host, const auto& dev) {
+    const auto first = std::make_pair(std::size_t(0), b);
+    Kokkos::deep_copy(Kokkos::subview(host, first), Kokkos::subview(dev, first));
   };
-  const auto loss = host(losses_), el2n = host(el2n_), coef = host(coef_);
-  const auto correct = host(correct_);
   SampleScores& s = *scores_;
   const bool grand = s.collects(SampleScores::grand, epoch_), early = s.collects(SampleScores::el2n, epoch_);
   const bool weight = method_ != meta::Method::none && s.collects(SampleScores::meta_weight, epoch_);
-  const auto grad_sq = host(grad_sq_);
-  const auto raw = Kokkos::create_mirror_view_and_copy(HostSpace(), mwn_.last_scores());
+  fetch(losses_host_, losses_);
+  fetch(correct_host_, correct_);
+  if (early) fetch(el2n_host_, el2n_);
+  if (grand) {
+    fetch(grad_sq_host_, grad_sq_);
+    fetch(coef_host_, coef_);
+  }
+  if (weight) fetch(raw_weight_host_, mwn_.last_scores());
   for (std::size_t i = 0; i < b; ++i) {
-    s.add(SampleScores::loss, ids[i], loss(i));
-    s.add_correct(ids[i], epoch_, correct(i) != 0);
-    if (early) s.add(SampleScores::el2n, ids[i], el2n(i));
+    s.add(SampleScores::loss, ids[i], losses_host_(i));
+    s.add_correct(ids[i], epoch_, correct_host_(i) != 0);
+    if (early) s.add(SampleScores::el2n, ids[i], el2n_host_(i));
     // The backward saw coef_i ∂ℓ_i/∂θ; a zero coefficient leaves the norm unknown (not counted).
-    if (grand && coef(i) != 0) s.add(SampleScores::grand, ids[i], std::sqrt(double(grad_sq(i))) / std::abs(double(coef(i))));
-    if (weight) s.add(SampleScores::meta_weight, ids[i], raw(i));
+    if (grand && coef_host_(i) != 0)
+      s.add(SampleScores::grand, ids[i], std::sqrt(double(grad_sq_host_(i))) / std::abs(double(coef_host_(i))));
+    if (weight) s.add(SampleScores::meta_weight, ids[i], raw_weight_host_(i));
   }
 }
 
@@ -900,6 +917,7 @@ void Trainer::write_scores(const std::string& path) {
                {"noise_type", deck_.data.noise_type}, {"keep_mask", deck_.data.keep_mask},
                {"description", "per-sample scores of a sama training run (one row per training sample)"}};
   root.number = {{"noise_rate", deck_.data.noise_rate}, {"seed", double(deck_.train.seed)},
+                 {"data_seed", double(data_seed(deck_))},
                  {"ranks", double(comm_.size())}, {"epochs", double(w.epochs)}, {"steps", double(total_steps_)}};
   io::write_scores_file(path, out, root, comm_.get());
 }
