@@ -72,7 +72,9 @@ struct Problem {
   Mat<double> xm;
   Vec<int> ym;
 
-  explicit Problem(bool normalize = true, std::uint64_t seed = 5) : mwn(4, normalize, 8) {
+  explicit Problem(bool normalize = true, std::uint64_t seed = 5,
+                   meta::WeightNetKind kind = meta::WeightNetKind::monotone)
+      : mwn(kind, 4, normalize, 8) {
     Rng rng(seed, 77);
     theta0 = Vec<double>("theta0", model.num_params());
     lambda0 = Vec<double>("lambda0", mwn.num_params());
@@ -599,7 +601,7 @@ TEST(Methods, Names) {
 TEST(SamaVersusCg, SgdCosineAboveTheDerivedBound) {
   const std::size_t b = 24, f = 8, classes = 4;
   nn::Classifier<double> model({f, 12, classes}, nn::ActivationKind::gelu, b);
-  meta::MetaWeightNet<double> mwn(16, true, b);
+  meta::MetaWeightNet<double> mwn(meta::WeightNetKind::monotone, 16, true, b);
   Rng rng(41, 1);
   Vec<double> theta("theta", model.num_params()), lambda("lambda", mwn.num_params());
   model.mlp().init(theta, rng);

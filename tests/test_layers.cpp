@@ -638,17 +638,28 @@ INSTANTIATE_TEST_SUITE_P(Activations, ClassifierGrad,
 // ------------------------------------------------------------------------------------------------
 // Meta-Weight-Net
 
-class MetaWeightNetGrad : public ::testing::TestWithParam<bool> {};
+class MetaWeightNetGrad : public ::testing::TestWithParam<std::tuple<bool, meta::WeightNetKind>> {};
 
 TEST_P(MetaWeightNetGrad, BackwardMatchesFiniteDifferencesOverLambda) {
-  const bool normalize = GetParam();
+  const bool normalize = std::get<0>(GetParam());
+  const meta::WeightNetKind kind = std::get<1>(GetParam());
+  const bool monotone = kind == meta::WeightNetKind::monotone;
   const std::size_t batch = 6, hidden = 5, max_batch = 8;
-  meta::MetaWeightNet<double> mwn(hidden, normalize, max_batch);
+  meta::MetaWeightNet<double> mwn(kind, hidden, normalize, max_batch);
   EXPECT_EQ(mwn.normalize(), normalize);
-  EXPECT_EQ(mwn.num_params(), (1 * hidden + hidden) + (hidden * 1 + 1));
+  EXPECT_EQ(mwn.num_params(), monotone ? 3 * hidden : (1 * hidden + hidden) + (hidden * 1 + 1));
   Rng rng(10, normalize ? 1 : 0);
   Vec<double> lambda_d("lambda", mwn.num_params());
   mwn.init(lambda_d, rng);
+  if (monotone) {  // away from the initial point: random slopes, scales and kinks inside the loss range
+    auto h = to_host(lambda_d);
+    for (std::size_t k = 0; k < hidden; ++k) {
+      h[k] = rng.uniform(-2.0, 1.0);
+      h[hidden + k] = rng.uniform(-1.0, 1.0);
+      h[2 * hidden + k] = rng.uniform(-3.0, 1.0);
+    }
+    fill_vec(lambda_d, h);
+  }
   const auto lambda = to_host(lambda_d);
   std::vector<double> losses(batch);
   for (auto& l : losses) l = rng.uniform(0.05, 3.0);
@@ -670,14 +681,15 @@ TEST_P(MetaWeightNetGrad, BackwardMatchesFiniteDifferencesOverLambda) {
   expect_gradient_close(to_host(grad), finite_difference(lambda, objective),
                         normalize ? "MWN normalised dλ" : "MWN dλ");
 
-  // Scores are the un-normalised sigmoid outputs, in (0, 1).
+  // Scores are the un-normalised weights: sigmoid outputs in (0, 1), or monotone exp(z) in (0, 1].
   Vec<double> s("s", batch);
   mwn.scores(lambda_d, losses_d, s);
   const auto scores = to_host(s);
   double sum = 0, mean_w = 0;
   for (std::size_t i = 0; i < batch; ++i) {
     EXPECT_GT(scores[i], 0.0) << i;
-    EXPECT_LT(scores[i], 1.0) << i;
+    if (monotone) EXPECT_LE(scores[i], 1.0) << i;
+    else EXPECT_LT(scores[i], 1.0) << i;
     sum += scores[i];
     mean_w += weights[i];
   }
@@ -693,7 +705,7 @@ TEST_P(MetaWeightNetGrad, BackwardMatchesFiniteDifferencesOverLambda) {
     for (std::size_t i = 0; i < batch; ++i) EXPECT_EQ(weights[i], scores[i]) << i;
   }
   // The scores do not depend on normalisation: a second net with the other setting agrees.
-  meta::MetaWeightNet<double> other(hidden, !normalize, max_batch);
+  meta::MetaWeightNet<double> other(kind, hidden, !normalize, max_batch);
   Vec<double> s2("s2", batch);
   other.scores(lambda_d, losses_d, s2);
   EXPECT_EQ(to_host(s2), scores);
@@ -702,11 +714,61 @@ TEST_P(MetaWeightNetGrad, BackwardMatchesFiniteDifferencesOverLambda) {
   EXPECT_THROW(mwn.backward(lambda_d, to_device(r), grad), Error);
 }
 
+TEST(MonotoneWeightNet, NonIncreasingInTheLossAndOneAtZeroLoss) {
+  // z(ℓ) = −Σ a_k [relu(u_k ℓ + c_k) − relu(c_k)] with a_k, u_k > 0: for any λ, exp z(0) = 1 and the
+  // weight never rises with the loss; the log-weight is floored at −80 (no zero weights).
+  const std::size_t hidden = 7, n = 64;
+  meta::MetaWeightNet<double> mwn(meta::WeightNetKind::monotone, hidden, false, n);
+  Rng rng(12, 3);
+  for (int trial = 0; trial < 5; ++trial) {
+    std::vector<double> lam(3 * hidden);
+    for (auto& x : lam) x = rng.uniform(-4.0, 4.0);
+    std::vector<double> losses(n);
+    for (std::size_t i = 0; i < n; ++i) losses[i] = 0.5 * static_cast<double>(i) * static_cast<double>(i) / n;
+    Vec<double> s("s", n);
+    mwn.scores(to_device(lam), to_device(losses), s);
+    const auto r = to_host(s);
+    EXPECT_EQ(r[0], 1.0);
+    for (std::size_t i = 1; i < n; ++i) {
+      EXPECT_LE(r[i], r[i - 1]) << "trial " << trial << " loss " << losses[i];
+      EXPECT_GE(r[i], std::exp(-80.0) * (1 - 1e-12)) << i;
+    }
+  }
+  // A steep net floors the log-weight instead of underflowing: a normalised batch of only such
+  // samples still has weights (all equal), and their gradient is zero, not NaN.
+  std::vector<double> lam(3 * hidden, 6.0);  // a_k = u_k ≈ 6, c_k = 6
+  for (std::size_t k = 0; k < hidden; ++k) lam[2 * hidden + k] = 0.0;
+  meta::MetaWeightNet<double> norm(meta::WeightNetKind::monotone, hidden, true, 4);
+  Vec<double> w("w", 4), g("g", 3 * hidden);
+  norm.forward(to_device(lam), to_device(std::vector<double>{5, 6, 7, 8}), w);
+  for (double x : to_host(w)) EXPECT_EQ(x, 1.0);
+  norm.backward(to_device(lam), to_device(std::vector<double>{1, -1, 2, 0.5}), g);
+  for (double x : to_host(g)) EXPECT_EQ(x, 0.0);
+  const meta::LogitStats st = norm.last_logit_stats();
+  EXPECT_EQ(st.saturated, 4.0);
+  EXPECT_EQ(st.max, -80.0);
+}
+
+TEST(SigmoidWeightNet, SaturationIsCounted) {
+  // The paper's net: a pre-activation driven far positive gives s = 1 for every sample (the
+  // collapsed state); the statistics count them as saturated.
+  meta::MetaWeightNet<double> mwn(meta::WeightNetKind::sigmoid, 3, true, 4);
+  std::vector<double> lam(mwn.num_params(), 0.0);
+  lam.back() = 40.0;  // output bias
+  Vec<double> w("w", 4);
+  mwn.forward(to_device(lam), to_device(std::vector<double>{0.1, 1, 2, 5}), w);
+  const meta::LogitStats st = mwn.last_logit_stats();
+  EXPECT_EQ(st.count, 4.0);
+  EXPECT_EQ(st.saturated, 4.0);
+  EXPECT_EQ(st.min, 40.0);
+  for (double x : to_host(w)) EXPECT_EQ(x, 1.0);
+}
+
 TEST_P(MetaWeightNetGrad, SingleRankSumFnIsTheIdentity) {
   // A SumFn over one rank (doing nothing) gives the same result as no SumFn.
-  const bool normalize = GetParam();
+  const bool normalize = std::get<0>(GetParam());
   const std::size_t batch = 5;
-  meta::MetaWeightNet<double> mwn(4, normalize, batch);
+  meta::MetaWeightNet<double> mwn(std::get<1>(GetParam()), 4, normalize, batch);
   Rng rng(11, 1);
   Vec<double> lambda("lambda", mwn.num_params());
   mwn.init(lambda, rng);
@@ -726,7 +788,12 @@ TEST_P(MetaWeightNetGrad, SingleRankSumFnIsTheIdentity) {
   EXPECT_EQ(sum_calls, normalize ? 2 : 1);  // forward needs the global sum only when normalising
 }
 
-INSTANTIATE_TEST_SUITE_P(Normalization, MetaWeightNetGrad, ::testing::Values(false, true),
-                         [](const auto& param_info) { return param_info.param ? std::string("normalize") : std::string("raw"); });
+INSTANTIATE_TEST_SUITE_P(WeightNets, MetaWeightNetGrad,
+                         ::testing::Combine(::testing::Values(false, true),
+                                            ::testing::Values(meta::WeightNetKind::monotone, meta::WeightNetKind::sigmoid)),
+                         [](const auto& info) {
+                           return std::string(std::get<0>(info.param) ? "normalize_" : "raw_") +
+                                  meta::to_string(std::get<1>(info.param));
+                         });
 
 }  // namespace

@@ -24,7 +24,8 @@ struct Tiny {
   Mat<double> x, xm;
   Vec<int> y, ym;
 
-  explicit Tiny(bool normalize, std::uint64_t seed = 3) : mwn(5, normalize, 16) {
+  explicit Tiny(bool normalize, std::uint64_t seed = 3, meta::WeightNetKind kind = meta::WeightNetKind::monotone)
+      : mwn(kind, 5, normalize, 16) {
     Rng rng(seed, 99);
     theta = Vec<double>("theta", model.num_params());
     lambda = Vec<double>("lambda", mwn.num_params());
@@ -102,13 +103,13 @@ double cosine(const std::vector<double>& a, const std::vector<double>& b) {
   return ab / std::sqrt(aa * bb);
 }
 
-class MixedProduct : public ::testing::TestWithParam<bool> {};
+class MixedProduct : public ::testing::TestWithParam<std::tuple<bool, meta::WeightNetKind>> {};
 
 // (∂²L_base/∂λ∂θ)·w from the probe, against M·w where row k of M = ∂g_θ/∂λ_k is a central finite
 // difference of the base-level training gradient over λ (a different code path: MWN forward + model
 // backward instead of model forward + MWN backward).
 TEST_P(MixedProduct, ProbeMatchesFiniteDifferenceOfTrainingGradient) {
-  Tiny t(GetParam());
+  Tiny t(std::get<0>(GetParam()), 3, std::get<1>(GetParam()));
   const std::size_t n = t.model.num_params(), nl = t.mwn.num_params();
   Rng rng(11);
   std::vector<double> wh(n);
@@ -136,7 +137,13 @@ TEST_P(MixedProduct, ProbeMatchesFiniteDifferenceOfTrainingGradient) {
   // θ came back bitwise.
   EXPECT_EQ(to_host(th_probe), to_host(t.theta));
 }
-INSTANTIATE_TEST_SUITE_P(Normalization, MixedProduct, ::testing::Values(false, true));
+INSTANTIATE_TEST_SUITE_P(WeightNets, MixedProduct,
+                         ::testing::Combine(::testing::Values(false, true),
+                                            ::testing::Values(meta::WeightNetKind::monotone, meta::WeightNetKind::sigmoid)),
+                         [](const auto& info) {
+                           return std::string(std::get<0>(info.param) ? "normalize_" : "raw_") +
+                                  meta::to_string(std::get<1>(info.param));
+                         });
 
 // With plain SGD (D = lr·I), SAMA's hypergradient approaches the exact one-step look-ahead
 // hypergradient d L_meta(θ − lr·g_θ(λ)) / dλ as lr → 0.

@@ -208,6 +208,8 @@ void describe(Binder& b, Deck& d) {
   b.field("meta.batch_size", m.batch_size, 1, 1e7);
   b.field("meta.hidden", m.hidden, 1, 1e6);
   b.field("meta.normalize", m.normalize);
+  b.field("meta.weight_net", m.weight_net, {"monotone", "sigmoid"});
+  b.field("meta.collapse_spread", m.collapse_spread, 0.0, 1e3);
   b.field("meta.strategy", m.strategy, {"local", "global"});
   b.field("meta.k", m.k, 1, 1e5);
   b.field("meta.neumann_alpha", m.neumann_alpha, 0.0, 1e6, true);

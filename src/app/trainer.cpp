@@ -50,6 +50,9 @@ namespace sama::app {
 namespace {
 
 using real = float;
+// The collapse detector judges the weights' spread only while the losses they are computed from
+// differ by more than this (standard deviation over the window): equal losses rightly get equal weights.
+constexpr double kCollapseLossSpread = 0.1;
 using HostMat = Kokkos::View<real**, Kokkos::LayoutRight, HostSpace>;
 using HostInts = Kokkos::View<int*, HostSpace>;
 
@@ -184,7 +187,8 @@ class Trainer {
         theta_(make_vec<real>("sama::theta", model_.num_params())),
         grad_(make_vec<real>("sama::grad", model_.num_params())),
         base_opt_(optim::make_optimizer<real>(base_optimizer_config(deck, model_), model_.num_params())),
-        mwn_(static_cast<std::size_t>(deck.meta.hidden), deck.meta.normalize, workspace_),
+        mwn_(meta::parse_weight_net(deck.meta.weight_net), static_cast<std::size_t>(deck.meta.hidden),
+             deck.meta.normalize, workspace_),
         lambda_(make_vec<real>("sama::lambda", mwn_.num_params())),
         lambda_grad_(make_vec<real>("sama::lambda_grad", mwn_.num_params())),
         meta_opt_(optim::make_optimizer<real>(meta_optimizer_config(deck), mwn_.num_params())),
@@ -274,6 +278,14 @@ class Trainer {
   void restore_history(const io::CheckpointData& c);
   void evaluate(double& accuracy, double& loss);
   void accumulate_weight_stats();
+  std::string weight_description() const {
+    return mwn_.kind() == meta::WeightNetKind::monotone
+               ? "exp(z(loss)) in (0, 1], the weight relative to a sample of zero loss (monotone weight net)"
+               : "sigmoid(MLP_lambda(loss)) (the Meta-Weight-Net of Shu et al. 2019)";
+  }
+  /// At a logging window's end (collective): the weight net's window statistics into `row`, the
+  /// collapse detector, and a warning for the progress line the first time it fires.
+  std::string weight_net_health(long done, std::map<std::string, double>& row);
   // Per-sample scores for scores.h5 (SampleScores): set up, add the accepted base batch, write.
   void init_scores();
   void record_scores();
@@ -342,6 +354,18 @@ class Trainer {
   long window_steps_ = 0, window_meta_steps_ = 0;
   double w_clean_sum_ = 0, w_noisy_sum_ = 0;
   long w_clean_n_ = 0, w_noisy_n_ = 0;
+  // The weight net's health over the window (collapse detector, docs/reweighting.md): per rank,
+  // Σw, Σw², Σℓ, Σℓ², n, and the pre-activations' min, max, Σz, Σz², saturated count; and over meta
+  // steps (identical on every rank) Σ‖∇λ‖ and their count.
+  std::array<double, 10> wn_window_ = empty_weight_window();
+  double lambda_grad_norm_sum_ = 0;
+  long lambda_grad_norms_ = 0;
+  long collapsed_at_step_ = -1;  // first logging window judged collapsed (-1: none)
+  bool weights_spread_ = false;  // some window's weights had spread ≥ meta.collapse_spread (detector armed)
+  static std::array<double, 10> empty_weight_window() {
+    const double inf = std::numeric_limits<double>::infinity();
+    return {0, 0, 0, 0, 0, inf, -inf, 0, 0, 0};
+  }
   long meta_steps_ = 0;
   // Non-finite steps skipped (base and meta), in total and in a row.
   long nonfinite_total_ = 0, nonfinite_run_ = 0;
@@ -419,6 +443,8 @@ void Trainer::meta_step() {
     ++nonfinite_total_;
     return;
   }
+  lambda_grad_norm_sum_ += ops::norm2<real>(lambda_grad_);
+  ++lambda_grad_norms_;
   meta_opt_->step(lambda_, lambda_grad_, deck_.meta.lr);
   window_meta_loss_ += meta_loss_sum;
   window_eps_ += epsilon;
@@ -620,6 +646,15 @@ io::CheckpointData Trainer::snapshot(long step) {
   // Hypergradient diagnostic sums (identical on every rank) and the unroll history.
   c.doubles["hypergrad_diagnostics"] = {window_cosine_, window_ratio_, double(window_diagnoses_),
                                         run_cosine_,    run_ratio_,    double(run_diagnoses_)};
+  // The weight net's health: its window per rank (gathered, like the counters above), the λ-gradient
+  // norms (identical on every rank) and the step the collapse detector fired at.
+  std::vector<double> ww(wn_window_.size() * static_cast<std::size_t>(comm_.size()));
+  comm::check_mpi(MPI_Gather(wn_window_.data(), static_cast<int>(wn_window_.size()), MPI_DOUBLE, ww.data(),
+                             static_cast<int>(wn_window_.size()), MPI_DOUBLE, 0, comm_.get()),
+                  "MPI_Gather(checkpoint weight window)", comm_.get());
+  c.doubles["rank_weight_windows"] = ww;
+  c.doubles["weight_net_health"] = {lambda_grad_norm_sum_, double(lambda_grad_norms_), double(collapsed_at_step_),
+                                    weights_spread_ ? 1.0 : 0.0};
   if (history_) save_history(c);
   return c;
 }
@@ -680,6 +715,28 @@ void Trainer::restore(const io::CheckpointData& c) {
     run_cosine_ = hd[3];
     run_ratio_ = hd[4];
     run_diagnoses_ = static_cast<long>(hd[5]);
+  }
+  if (c.doubles.count("weight_net_health")) {  // (absent from checkpoints of older versions)
+    const auto& h = c.d("weight_net_health", 4);
+    lambda_grad_norm_sum_ = h[0];
+    lambda_grad_norms_ = static_cast<long>(h[1]);
+    collapsed_at_step_ = static_cast<long>(h[2]);
+    weights_spread_ = h[3] != 0;
+    const std::size_t nf = wn_window_.size();
+    const auto& ww = c.d("rank_weight_windows", nf * static_cast<std::size_t>(c.ranks));
+    wn_window_ = empty_weight_window();
+    if (c.ranks == comm_.size()) {
+      std::copy_n(ww.begin() + static_cast<long>(nf) * comm_.rank(), nf, wn_window_.begin());
+    } else if (comm_.rank() == 0) {  // another rank count: rank 0 takes the totals, minima and maxima
+      for (int r = 0; r < c.ranks; ++r) {
+        const double* x = ww.data() + nf * static_cast<std::size_t>(r);
+        for (std::size_t f = 0; f < nf; ++f) {
+          if (f == 5) wn_window_[f] = std::min(wn_window_[f], x[f]);
+          else if (f == 6) wn_window_[f] = std::max(wn_window_[f], x[f]);
+          else wn_window_[f] += x[f];
+        }
+      }
+    }
   }
   if (history_) restore_history(c);
   start_step_ = c.step;
@@ -770,16 +827,81 @@ void Trainer::check_replicas(long step) {
 void Trainer::accumulate_weight_stats() {
   if (method_ == meta::Method::none) return;
   Kokkos::deep_copy(weights_host_, weights_);
+  Kokkos::deep_copy(losses_host_, losses_);
   const auto& ids = *base_ids_;
+  auto& ww = wn_window_;
   for (std::size_t i = 0; i < ids.size(); ++i) {
+    const double w = weights_host_(i), l = losses_host_(i);
     if (data_.labels.is_noisy[static_cast<std::size_t>(ids[i])]) {
-      w_noisy_sum_ += weights_host_(i);
+      w_noisy_sum_ += w;
       ++w_noisy_n_;
     } else {
-      w_clean_sum_ += weights_host_(i);
+      w_clean_sum_ += w;
       ++w_clean_n_;
     }
+    ww[0] += w;
+    ww[1] += w * w;
+    ww[2] += l;
+    ww[3] += l * l;
+    ww[4] += 1;
   }
+  const meta::LogitStats z = mwn_.last_logit_stats();
+  if (z.count > 0) {
+    ww[5] = std::min(ww[5], z.min);
+    ww[6] = std::max(ww[6], z.max);
+    ww[7] += z.sum;
+    ww[8] += z.sum_sq;
+    ww[9] += z.saturated;
+  }
+}
+
+std::string Trainer::weight_net_health(long done, std::map<std::string, double>& row) {
+  std::array<double, 10> g = wn_window_;
+  double sums[8] = {g[0], g[1], g[2], g[3], g[4], g[7], g[8], g[9]};
+  comm_.allreduce_sum(sums, 8);
+  double mn = g[5], mx = g[6];
+  if (comm_.size() > 1) {
+    comm::check_mpi(MPI_Allreduce(MPI_IN_PLACE, &mn, 1, MPI_DOUBLE, MPI_MIN, comm_.get()), "MPI_Allreduce(min)",
+                    comm_.get());
+    comm::check_mpi(MPI_Allreduce(MPI_IN_PLACE, &mx, 1, MPI_DOUBLE, MPI_MAX, comm_.get()), "MPI_Allreduce(max)",
+                    comm_.get());
+  }
+  wn_window_ = empty_weight_window();
+  const double n = sums[4];
+  std::string note;
+  if (n > 0) {
+    auto stdev = [n](double s, double s2) { return std::sqrt(std::max(0.0, s2 / n - (s / n) * (s / n))); };
+    const double mean_w = sums[0] / n;
+    const double spread = mean_w > 0 ? stdev(sums[0], sums[1]) / mean_w : 0;  // coefficient of variation
+    const double loss_spread = stdev(sums[2], sums[3]);
+    const double saturated = sums[7] / n;
+    row["weight_spread"] = spread;
+    row["loss_spread"] = loss_spread;
+    row["logit_min"] = mn;
+    row["logit_mean"] = sums[5] / n;
+    row["logit_max"] = mx;
+    row["logit_std"] = stdev(sums[5], sums[6]);
+    row["weight_saturated"] = saturated;
+    // Collapsed: the weights told the samples apart in an earlier window and no longer do although
+    // their losses differ, or every weight in the window sits where the weight net's gradient has
+    // vanished. (Before the weight net has learned anything its weights are nearly equal too: that
+    // is a start, not a collapse, so the spread test arms only once the spread has been reached.)
+    const bool collapsed =
+        (weights_spread_ && spread < deck_.meta.collapse_spread && loss_spread > kCollapseLossSpread) ||
+        saturated >= 1.0;
+    if (spread >= deck_.meta.collapse_spread) weights_spread_ = true;
+    row["weight_collapsed"] = collapsed ? 1 : 0;
+    if (collapsed && collapsed_at_step_ < 0) {
+      collapsed_at_step_ = done;
+      note = fmt::format(" | WARNING: meta weights collapsed (spread {:.3g} < {:.3g} over losses of spread {:.3g}, "
+                         "{:.0f}% saturated)",
+                         spread, deck_.meta.collapse_spread, loss_spread, 100 * saturated);
+    }
+  }
+  if (lambda_grad_norms_ > 0) row["lambda_grad_norm"] = lambda_grad_norm_sum_ / double(lambda_grad_norms_);
+  lambda_grad_norm_sum_ = 0;
+  lambda_grad_norms_ = 0;
+  return note;
 }
 
 void Trainer::evaluate(double& accuracy, double& loss) {
@@ -898,7 +1020,7 @@ void Trainer::write_scores(const std::string& path) {
   };
   if (method_ != meta::Method::none)
     column("meta_weight", blk.mean[SampleScores::meta_weight],
-           "mean un-normalised Meta-Weight-Net weight sigmoid(MLP_lambda(loss)) at each visit in the window", w.meta_first,
+           fmt::format("mean un-normalised weight at each visit in the window: {}", weight_description()), w.meta_first,
            w.meta_last);
   column("el2n", blk.mean[SampleScores::el2n],
          "mean EL2N ||softmax(z) - onehot(observed label)||_2 at each visit in the window", w.early_first, w.early_last);
@@ -954,8 +1076,9 @@ void Trainer::write_sample_table(const std::string& path) {
                           {"noise_type", deck_.data.noise_type},
                           {"noise_rate", fmt::format("{}", deck_.data.noise_rate)},
                           {"deck", deck_.file},
-                          {"meta_weight", "sigmoid output of the Meta-Weight-Net at the end of training, "
-                                          "un-normalised (1 for method none)"}});
+                          {"meta_weight", method_ == meta::Method::none
+                                              ? std::string("1 (method none)")
+                                              : "un-normalised weight at the end of training: " + weight_description()}});
 }
 
 void Trainer::log_and_evaluate(long done, double lr, bool log_now, bool eval_now, double window_s, double elapsed_s,
@@ -977,6 +1100,7 @@ void Trainer::log_and_evaluate(long done, double lr, bool log_now, bool eval_now
     row.insert({{"base_loss", base_loss}, {"meta_loss", meta_loss}, {"weight_clean", wc}, {"weight_noisy", wn},
                 {"epsilon", eps}, {"samples_per_s", sps}, {"nonfinite_steps", double(nonfinite_total_)}});
     std::string comm_note;
+    if (method_ != meta::Method::none) comm_note += weight_net_health(done, row);
     if (window_diagnoses_ > 0) {  // the method's λ-gradient against the reference (mean over the window)
       row["hypergrad_cosine"] = window_cosine_ / double(window_diagnoses_);
       row["hypergrad_norm_ratio"] = window_ratio_ / double(window_diagnoses_);
@@ -1028,7 +1152,9 @@ RunResult Trainer::run() {
     const std::vector<std::string> columns{"step",        "epoch",         "lr",          "base_loss",
                                            "meta_loss",   "weight_clean",  "weight_noisy", "epsilon",
                                            "samples_per_s", "comm_hidden", "nonfinite_steps", "test_accuracy",
-                                           "test_loss",   "elapsed_s",     "hypergrad_cosine", "hypergrad_norm_ratio"};
+                                           "test_loss",   "elapsed_s",     "hypergrad_cosine", "hypergrad_norm_ratio",
+                                           "weight_spread", "loss_spread", "logit_min", "logit_mean", "logit_max",
+                                           "logit_std", "weight_saturated", "weight_collapsed", "lambda_grad_norm"};
     // A resumed run keeps the rows up to its checkpoint and appends after them.
     const bool continue_file = start_step_ > 0 && fs::exists(path);
     if (continue_file) io::truncate_metrics(path, start_step_);
@@ -1139,6 +1265,7 @@ RunResult Trainer::run() {
   r.meta_steps = meta_steps_;
   r.nonfinite_steps = nonfinite_total_;
   r.hypergrad_diagnoses = run_diagnoses_;
+  r.meta_weight_collapsed_at_step = collapsed_at_step_;
   if (run_diagnoses_ > 0) {
     r.mean_hypergrad_cosine = run_cosine_ / double(run_diagnoses_);
     r.mean_hypergrad_norm_ratio = run_ratio_ / double(run_diagnoses_);
@@ -1225,6 +1352,11 @@ RunResult train(const Deck& deck, const RunOptions& options, const comm::Communi
     j.set("peak_rss_mb", r.peak_rss_mb);
     j.set("mean_weight_clean", r.mean_weight_clean);
     j.set("mean_weight_noisy", r.mean_weight_noisy);
+    if (r.method != "none") {
+      j.set("weight_net", deck.meta.weight_net);
+      if (r.meta_weight_collapsed_at_step >= 0) j.set("meta_weight_collapsed_at_step", r.meta_weight_collapsed_at_step);
+      else j.set_null("meta_weight_collapsed_at_step");
+    }
     j.set("seed", deck.train.seed);
     j.set("comm_hidden_fraction", r.comm_hidden_fraction);
     j.set("comm_exposed_seconds", r.comm_exposed_seconds);

@@ -167,6 +167,7 @@ void JsonObject::set(const std::string& key, double value) {
 }
 void JsonObject::set(const std::string& key, long value) { fields_.emplace_back(key, std::to_string(value)); }
 void JsonObject::set(const std::string& key, const std::string& value) { fields_.emplace_back(key, json_string(value)); }
+void JsonObject::set_null(const std::string& key) { fields_.emplace_back(key, "null"); }
 
 std::string JsonObject::str() const {
   std::string out = "{\n";

@@ -1,20 +1,162 @@
 #include "sama/meta/meta_weight_net.hpp"
 
 #include "sama/core/error.hpp"
+#include "sama/core/kernel_math.hpp"
 #include "sama/core/vector_ops.hpp"
 
+#include <algorithm>
+#include <cmath>
+#include <limits>
 #include <vector>
 
 namespace sama::meta {
 
+WeightNetKind parse_weight_net(const std::string& name) {
+  if (name == "monotone") return WeightNetKind::monotone;
+  if (name == "sigmoid") return WeightNetKind::sigmoid;
+  fail("unknown weight net '{}' (expected monotone or sigmoid)", name);
+}
+
+std::string to_string(WeightNetKind k) { return k == WeightNetKind::monotone ? "monotone" : "sigmoid"; }
+
+namespace {
+// The monotone net's log-weight is floored here, so that exp(z) stays a normal float (e^-80 ≈ 2e-35)
+// and a batch's Σ r_j can never be 0. Below it z is constant (zero gradient): such a sample weighs
+// less than e^-80 of a zero-loss sample.
+constexpr double kLogFloor = -80.0;
+// Initial a_k = softplus(q_k) and u_k = softplus(p_k); thresholds spread over the loss range.
+constexpr double kInitSlope = 0.01, kInitThresholdLo = -1.0, kInitThresholdHi = 15.0;
+}  // namespace
+
 template <class T>
-MetaWeightNet<T>::MetaWeightNet(std::size_t hidden, bool normalize, std::size_t max_batch)
-    : mlp_({1, hidden, 1}, nn::ActivationKind::relu, nn::ActivationKind::sigmoid, max_batch),
+MetaWeightNet<T>::MetaWeightNet(WeightNetKind kind, std::size_t hidden, bool normalize, std::size_t max_batch)
+    : kind_(kind),
+      hidden_(hidden),
+      mlp_(kind == WeightNetKind::sigmoid
+               ? std::make_unique<nn::Mlp<T>>(std::vector<std::size_t>{1, hidden, 1}, nn::ActivationKind::relu,
+                                              nn::ActivationKind::sigmoid, max_batch)
+               : nullptr),
       normalize_(normalize),
       input_(make_mat<T>("sama::MetaWeightNet::input", max_batch, 1)),
       dscore_(make_mat<T>("sama::MetaWeightNet::dscore", max_batch, 1)),
       score_(make_vec<T>("sama::MetaWeightNet::score", max_batch)),
-      grad_ones_(make_vec<T>("sama::MetaWeightNet::grad_ones", mlp_.num_params())) {}
+      logit_(make_vec<T>("sama::MetaWeightNet::logit", kind == WeightNetKind::monotone ? max_batch : 0)),
+      grad_ones_(make_vec<T>("sama::MetaWeightNet::grad_ones", num_params())) {
+  SAMA_REQUIRE(hidden > 0, "MetaWeightNet: hidden width must be positive");
+}
+
+template <class T>
+std::size_t MetaWeightNet<T>::num_params() const {
+  return kind_ == WeightNetKind::sigmoid ? mlp_->num_params() : 3 * hidden_;
+}
+
+template <class T>
+void MetaWeightNet<T>::init(VecU<T> lambda, Rng& rng) const {
+  if (kind_ == WeightNetKind::sigmoid) {
+    mlp_->init(lambda, rng);
+    return;
+  }
+  // λ = [q (H) | p (H) | c (H)]: a_k = softplus(q_k) = kInitSlope, u_k = softplus(p_k) = 1, and the
+  // kinks at ℓ = −c_k/u_k evenly spaced over [kInitThresholdLo, kInitThresholdHi) (those below 0 act
+  // as linear units). Deterministic: the rng is not used.
+  const std::size_t h = hidden_;
+  SAMA_REQUIRE(lambda.extent(0) == 3 * h, "MetaWeightNet::init: {} parameters for {}", lambda.extent(0), 3 * h);
+  auto host = Kokkos::create_mirror_view(lambda);
+  const double q0 = std::log(std::expm1(kInitSlope)), p0 = std::log(std::expm1(1.0));
+  for (std::size_t k = 0; k < h; ++k) {
+    const double t = kInitThresholdLo + (kInitThresholdHi - kInitThresholdLo) * (double(k) + 0.5) / double(h);
+    host(k) = static_cast<T>(q0);
+    host(h + k) = static_cast<T>(p0);
+    host(2 * h + k) = static_cast<T>(-t);
+  }
+  Kokkos::deep_copy(lambda, host);
+}
+
+template <class T>
+void MetaWeightNet<T>::monotone_forward(VecU<const T> lambda, std::size_t n, VecU<T> out) {
+  const std::size_t h = hidden_;
+  const T* lam = lambda.data();
+  const T* x = input_.data();
+  T* z = logit_.data();
+  T* r = out.data();
+  Kokkos::parallel_for(
+      "sama::MetaWeightNet::monotone_forward", Range(0, n), KOKKOS_LAMBDA(const std::size_t j) {
+        const double l = static_cast<double>(x[j]);
+        double acc = 0;
+        for (std::size_t k = 0; k < h; ++k) {
+          const double a = kmath::softplus(static_cast<double>(lam[k]));
+          const double u = kmath::softplus(static_cast<double>(lam[h + k]));
+          const double c = static_cast<double>(lam[2 * h + k]);
+          const double pre = u * l + c;
+          acc += a * ((pre > 0 ? pre : 0.0) - (c > 0 ? c : 0.0));
+        }
+        const double zj = -acc > kLogFloor ? -acc : kLogFloor;
+        z[j] = static_cast<T>(zj);
+        r[j] = static_cast<T>(kmath::kk_exp(zj));
+      });
+}
+
+template <class T>
+void MetaWeightNet<T>::monotone_backward(VecU<const T> lambda, VecU<const T> dweights, VecU<const T> r, bool second,
+                                         VecU<T> g1, VecU<T> g2) const {
+  const std::size_t h = hidden_, n = dweights.extent(0);
+  const T* lam = lambda.data();
+  const T* x = input_.data();
+  const T* z = logit_.data();
+  const T* dw = dweights.data();
+  const T* rp = r.data();
+  T* o1 = g1.data();
+  T* o2 = g2.data();
+  // One thread per hidden unit, each summing its three partial derivatives over the batch in a fixed
+  // order (deterministic, no atomics).
+  Kokkos::parallel_for(
+      "sama::MetaWeightNet::monotone_backward", Range(0, h), KOKKOS_LAMBDA(const std::size_t k) {
+        const double q = static_cast<double>(lam[k]), p = static_cast<double>(lam[h + k]);
+        const double a = kmath::softplus(q), u = kmath::softplus(p), c = static_cast<double>(lam[2 * h + k]);
+        const double sq = kmath::logistic(q), sp = kmath::logistic(p);
+        const double rc = c > 0 ? c : 0.0, hc = c > 0 ? 1.0 : 0.0;
+        double dq1 = 0, dp1 = 0, dc1 = 0, dq2 = 0, dp2 = 0, dc2 = 0;
+        for (std::size_t j = 0; j < n; ++j) {
+          if (static_cast<double>(z[j]) <= kLogFloor) continue;  // floored: constant in λ
+          const double l = static_cast<double>(x[j]);
+          const double pre = u * l + c;
+          const double act = pre > 0 ? 1.0 : 0.0;
+          const double dq = -sq * ((pre > 0 ? pre : 0.0) - rc);  // ∂z/∂q_k
+          const double dp = -a * act * l * sp;                   // ∂z/∂p_k
+          const double dc = -a * (act - hc);                     // ∂z/∂c_k
+          // ∂r_j/∂λ = r_j ∂z_j/∂λ: G1 sums dw_j r_j ∂z_j/∂λ, G2 sums r_j ∂z_j/∂λ.
+          const double w2 = static_cast<double>(rp[j]);
+          const double w1 = static_cast<double>(dw[j]) * w2;
+          dq1 += w1 * dq;
+          dp1 += w1 * dp;
+          dc1 += w1 * dc;
+          if (second) {
+            dq2 += w2 * dq;
+            dp2 += w2 * dp;
+            dc2 += w2 * dc;
+          }
+        }
+        o1[k] = static_cast<T>(dq1);
+        o1[h + k] = static_cast<T>(dp1);
+        o1[2 * h + k] = static_cast<T>(dc1);
+        if (second) {
+          o2[k] = static_cast<T>(dq2);
+          o2[h + k] = static_cast<T>(dp2);
+          o2[2 * h + k] = static_cast<T>(dc2);
+        }
+      });
+}
+
+template <class T>
+void MetaWeightNet<T>::evaluate(VecU<const T> lambda, std::size_t n, VecU<T> out) {
+  MatU<T> in = rows_of(input_, n);
+  if (kind_ == WeightNetKind::monotone) {
+    monotone_forward(lambda, n, out);
+    return;
+  }
+  MatU<const T> s = mlp_->forward(lambda, in);
+  ops::copy<T>(VecU<const T>(s.data(), n), out);
+}
 
 template <class T>
 void MetaWeightNet<T>::forward(VecU<const T> lambda, VecU<const T> losses, VecU<T> weights, const SumFn& sum) {
@@ -22,11 +164,9 @@ void MetaWeightNet<T>::forward(VecU<const T> lambda, VecU<const T> losses, VecU<
   SAMA_REQUIRE(batch_ <= input_.extent(0) && weights.extent(0) == batch_,
                "MetaWeightNet::forward: batch {} (workspace {}), {} weights", batch_, input_.extent(0),
                weights.extent(0));
-  MatU<T> in = rows_of(input_, batch_);
-  ops::copy<T>(losses, VecU<T>(in.data(), batch_));
-  MatU<const T> s = mlp_.forward(lambda, in);
-  VecU<const T> score(s.data(), batch_);
-  ops::copy<T>(score, slice<T>(score_, 0, batch_));
+  ops::copy<T>(losses, VecU<T>(input_.data(), batch_));
+  VecU<T> score = slice<T>(score_, 0, batch_);
+  evaluate(lambda, batch_, score);
   if (!normalize_) {
     ops::copy<T>(score, weights);
     return;
@@ -44,11 +184,34 @@ void MetaWeightNet<T>::scores(VecU<const T> lambda, VecU<const T> losses, VecU<T
   const std::size_t n = losses.extent(0);
   SAMA_REQUIRE(n <= input_.extent(0) && out.extent(0) == n, "MetaWeightNet::scores: {} losses (workspace {})", n,
                input_.extent(0));
-  MatU<T> in = rows_of(input_, n);
-  ops::copy<T>(losses, VecU<T>(in.data(), n));
-  MatU<const T> s = mlp_.forward(lambda, in);
-  ops::copy<T>(VecU<const T>(s.data(), n), out);
+  ops::copy<T>(losses, VecU<T>(input_.data(), n));
+  evaluate(lambda, n, out);
   batch_ = 0;  // the cached forward is no longer a weighting forward: backward must not follow
+}
+
+template <class T>
+LogitStats MetaWeightNet<T>::last_logit_stats() const {
+  LogitStats st;
+  if (batch_ == 0) return st;
+  const bool sigmoid = kind_ == WeightNetKind::sigmoid;
+  // The sigmoid net's logit is its last Linear layer's output (before the sigmoid).
+  VecU<const T> z = sigmoid ? VecU<const T>(mlp_->layer_output(mlp_->num_layers() - 2).data(), batch_)
+                            : VecU<const T>(logit_.data(), batch_);
+  auto zh = Kokkos::create_mirror_view_and_copy(HostSpace(), z);
+  auto sh = Kokkos::create_mirror_view_and_copy(HostSpace(), slice<const T>(score_, 0, batch_));
+  st.min = std::numeric_limits<double>::infinity();
+  st.max = -st.min;
+  for (std::size_t i = 0; i < batch_; ++i) {
+    const double v = static_cast<double>(zh(i)), s = static_cast<double>(sh(i));
+    st.min = std::min(st.min, v);
+    st.max = std::max(st.max, v);
+    st.sum += v;
+    st.sum_sq += v * v;
+    if (sigmoid) st.saturated += (s > 1 - 1e-3 || (!normalize_ && s < 1e-3)) ? 1 : 0;
+    else st.saturated += v <= kLogFloor ? 1 : 0;
+  }
+  st.count = static_cast<double>(batch_);
+  return st;
 }
 
 template <class T>
@@ -56,21 +219,30 @@ void MetaWeightNet<T>::backward(VecU<const T> lambda, VecU<const T> dweights, Ve
   SAMA_REQUIRE(dweights.extent(0) == batch_ && batch_ > 0,
                "MetaWeightNet::backward: {} upstream values for a batch of {}", dweights.extent(0), batch_);
   const std::size_t np = num_params();
+  const bool monotone = kind_ == WeightNetKind::monotone;
   VecU<T> ds(dscore_.data(), batch_);
+  VecU<const T> score = slice<const T>(score_, 0, batch_);
   // Local parts: G1 = Σ_k dw_k ∂s_k/∂λ, and with normalisation also G2 = Σ_k ∂s_k/∂λ and
   // R = Σ_k dw_k s_k. With w_i = B s_i / S:  ∇λ = (B/S)·G1 − (B·R/S²)·G2, all sums global.
-  ops::copy<T>(dweights, ds);
-  mlp_.backward(lambda, MatU<const T>(ds.data(), batch_, 1), grad);
+  // (Monotone: s = r = exp z, so ∂s_k/∂λ = r_k ∂z_k/∂λ.)
+  if (monotone) {
+    monotone_backward(lambda, dweights, score, normalize_, grad, grad_ones_);
+  } else {
+    ops::copy<T>(dweights, ds);
+    mlp_->backward(lambda, MatU<const T>(ds.data(), batch_, 1), grad);
+  }
   const std::size_t parts = normalize_ ? 2 * np + 1 : np;
   std::vector<double> packed(parts);
   auto grad_h = Kokkos::create_mirror_view_and_copy(HostSpace(), grad);
   for (std::size_t i = 0; i < np; ++i) packed[i] = grad_h(i);
   if (normalize_) {
-    ops::fill<T>(ds, T(1));
-    mlp_.backward(lambda, MatU<const T>(ds.data(), batch_, 1), grad_ones_);
+    if (!monotone) {
+      ops::fill<T>(ds, T(1));
+      mlp_->backward(lambda, MatU<const T>(ds.data(), batch_, 1), grad_ones_);
+    }
     auto ones_h = Kokkos::create_mirror_view_and_copy(HostSpace(), grad_ones_);
     for (std::size_t i = 0; i < np; ++i) packed[np + i] = ones_h(i);
-    packed[2 * np] = ops::dot<T>(dweights, slice<const T>(score_, 0, batch_));
+    packed[2 * np] = ops::dot<T>(dweights, score);
   }
   if (sum) sum(packed.data(), static_cast<int>(parts));
   if (normalize_) {

@@ -63,6 +63,10 @@ struct MetaConfig {
   long batch_size = 128;        // meta batch (from the clean meta set)
   long hidden = 100;            // Meta-Weight-Net hidden width
   bool normalize = true;        // weights normalised to mean 1 within a batch
+  std::string weight_net = "monotone";  // "monotone": non-increasing log-weight of the loss (default);
+                                        // "sigmoid": the paper's Meta-Weight-Net (docs/reweighting.md)
+  double collapse_spread = 0.05;  // collapse detector: the weights' coefficient of variation in a
+                                  // logging window below this (while the losses differ) = collapsed
   std::string strategy = "local";  // many ranks: "local" (v, D⊙v, ε and the probes per rank; one
                                    // all-reduce of the λ-gradient) or "global" (v averaged first:
                                    // exactly one large batch, one more θ-sized all-reduce)

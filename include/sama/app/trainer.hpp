@@ -38,6 +38,7 @@ struct RunResult {
   long meta_steps = 0;
   double mean_weight_clean = 0;   // mean meta weight of clean / noisy samples at the end
   double mean_weight_noisy = 0;
+  long meta_weight_collapsed_at_step = -1;  // the first logging window the collapse detector fired (-1: never)
   double comm_hidden_fraction = 0;  // share of gradient communication hidden behind backward (P > 1)
   double comm_exposed_seconds = 0;  // time spent waiting for gradient all-reduces
   std::vector<float> theta, lambda;  // with RunOptions::keep_parameters

@@ -32,6 +32,29 @@ KOKKOS_INLINE_FUNCTION T kk_exp(T x) {
 #endif
 }
 
+template <class T>
+KOKKOS_INLINE_FUNCTION T kk_log1p(T x) {
+#if KOKKOS_VERSION >= 30700
+  return Kokkos::log1p(x);
+#else
+  return Kokkos::Experimental::log1p(x);
+#endif
+}
+
+/// softplus(x) = log(1 + eˣ), computed without overflow: max(x, 0) + log1p(e^(−|x|)).
+template <class T>
+KOKKOS_INLINE_FUNCTION T softplus(T x) {
+  return (x > T(0) ? x : T(0)) + kk_log1p(kk_exp(x > T(0) ? -x : x));
+}
+
+/// The logistic function 1/(1 + e^(−x)) (= softplus'), without overflow.
+template <class T>
+KOKKOS_INLINE_FUNCTION T logistic(T x) {
+  if (x >= T(0)) return T(1) / (T(1) + kk_exp(-x));
+  const T e = kk_exp(x);
+  return e / (T(1) + e);
+}
+
 /// sech²(x) = 1 − tanh²(x) = 4e/(1 + e)² with e = exp(−2|x|): no cancellation as |tanh x| → 1, so
 /// relative precision holds until e underflows (|x| ≈ 44 in float).
 template <class T>

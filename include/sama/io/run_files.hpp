@@ -57,6 +57,7 @@ class JsonObject {
   void set(const std::string& key, double value);
   void set(const std::string& key, long value);
   void set(const std::string& key, const std::string& value);
+  void set_null(const std::string& key);
   std::string str() const;
 
  private:

@@ -26,6 +26,9 @@ class Mlp {
   const std::vector<std::size_t>& widths() const { return widths_; }
   std::size_t num_layers() const { return layers_.size(); }
   const Layer<T>& layer(std::size_t i) const { return *layers_[i]; }
+  /// Output of layer i in the last forward() [B, out of layer i] (e.g. the pre-activation of an output
+  /// activation), valid until the next forward().
+  MatU<const T> layer_output(std::size_t i) const { return MatU<const T>(acts_[i].data(), batch_, acts_[i].extent(1)); }
   /// Offset of layer i's parameters in θ.
   std::size_t param_offset(std::size_t i) const { return offsets_[i]; }
 
