@@ -39,3 +39,7 @@ endif()
 add_test(NAME hypergradient_smoke COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/hypergradient_smoke.sh $<TARGET_FILE:sama>
                                           ${PROJECT_SOURCE_DIR})
 set_tests_properties(hypergradient_smoke PROPERTIES TIMEOUT 300)
+# The Meta-Weight-Net collapse detector: fires on the paper's sigmoid net, silent on softmax/monotone.
+add_test(NAME weight_collapse COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/weight_collapse.sh $<TARGET_FILE:sama>
+                                       ${PROJECT_SOURCE_DIR})
+set_tests_properties(weight_collapse PROPERTIES TIMEOUT 300)

@@ -208,7 +208,7 @@ void describe(Binder& b, Deck& d) {
   b.field("meta.batch_size", m.batch_size, 1, 1e7);
   b.field("meta.hidden", m.hidden, 1, 1e6);
   b.field("meta.normalize", m.normalize);
-  b.field("meta.weight_net", m.weight_net, {"monotone", "sigmoid"});
+  b.field("meta.weight_net", m.weight_net, {"softmax", "monotone", "sigmoid"});
   b.field("meta.collapse_spread", m.collapse_spread, 0.0, 1e3);
   b.field("meta.strategy", m.strategy, {"local", "global"});
   b.field("meta.k", m.k, 1, 1e5);
@@ -317,6 +317,10 @@ void apply_override(toml::table& table, const std::string& file, const std::stri
 /// The hypergradient keys: each set away from its default must be used by the method or the
 /// diagnostic; `unrolled` needs an optimizer it can reverse.
 void validate_meta(const Deck& d) {
+  if (d.meta.weight_net == "softmax" && !d.meta.normalize)
+    fail("{}: meta.weight_net = \"softmax\" is a softmax over the batch and needs meta.normalize = true (for "
+         "un-normalised weights use \"monotone\", in (0, 1], or \"sigmoid\")",
+         d.file);
   const std::string& f = d.file;
   const MetaConfig& m = d.meta;
   const MetaConfig def;

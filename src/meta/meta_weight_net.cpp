@@ -14,16 +14,25 @@ namespace sama::meta {
 WeightNetKind parse_weight_net(const std::string& name) {
   if (name == "monotone") return WeightNetKind::monotone;
   if (name == "sigmoid") return WeightNetKind::sigmoid;
-  fail("unknown weight net '{}' (expected monotone or sigmoid)", name);
+  if (name == "softmax") return WeightNetKind::softmax;
+  fail("unknown weight net '{}' (expected softmax, monotone or sigmoid)", name);
 }
 
-std::string to_string(WeightNetKind k) { return k == WeightNetKind::monotone ? "monotone" : "sigmoid"; }
+std::string to_string(WeightNetKind k) {
+  switch (k) {
+    case WeightNetKind::monotone: return "monotone";
+    case WeightNetKind::softmax: return "softmax";
+    case WeightNetKind::sigmoid: break;
+  }
+  return "sigmoid";
+}
 
 namespace {
-// The monotone net's log-weight is floored here, so that exp(z) stays a normal float (e^-80 ≈ 2e-35)
-// and a batch's Σ r_j can never be 0. Below it z is constant (zero gradient): such a sample weighs
-// less than e^-80 of a zero-loss sample.
-constexpr double kLogFloor = -80.0;
+// The log-weight relative to a zero-loss sample is clamped to [−80, 80], so that exp stays a normal
+// float (e^-80 ≈ 2e-35, e^80 ≈ 6e34) and a batch's Σ r_j can be neither 0 nor infinite. Beyond the
+// clamp it is constant (zero gradient) and counted as saturated: such a sample weighs less than e^-80
+// (more than e^80) times a zero-loss sample. (The monotone net's z ≤ 0 never reaches the upper one.)
+constexpr double kLogFloor = -80.0, kLogCeiling = 80.0;
 // Initial a_k = softplus(q_k) and u_k = softplus(p_k); thresholds spread over the loss range.
 constexpr double kInitSlope = 0.01, kInitThresholdLo = -1.0, kInitThresholdHi = 15.0;
 }  // namespace
@@ -32,27 +41,32 @@ template <class T>
 MetaWeightNet<T>::MetaWeightNet(WeightNetKind kind, std::size_t hidden, bool normalize, std::size_t max_batch)
     : kind_(kind),
       hidden_(hidden),
-      mlp_(kind == WeightNetKind::sigmoid
-               ? std::make_unique<nn::Mlp<T>>(std::vector<std::size_t>{1, hidden, 1}, nn::ActivationKind::relu,
-                                              nn::ActivationKind::sigmoid, max_batch)
-               : nullptr),
+      mlp_(kind == WeightNetKind::monotone
+               ? nullptr
+               : std::make_unique<nn::Mlp<T>>(
+                     std::vector<std::size_t>{1, hidden, 1}, nn::ActivationKind::relu,
+                     kind == WeightNetKind::sigmoid ? std::optional<nn::ActivationKind>(nn::ActivationKind::sigmoid)
+                                                    : std::nullopt,
+                     max_batch + 1)),  // softmax: one more row, the reference ℓ = 0
       normalize_(normalize),
-      input_(make_mat<T>("sama::MetaWeightNet::input", max_batch, 1)),
-      dscore_(make_mat<T>("sama::MetaWeightNet::dscore", max_batch, 1)),
+      input_(make_mat<T>("sama::MetaWeightNet::input", max_batch + 1, 1)),
+      dscore_(make_mat<T>("sama::MetaWeightNet::dscore", max_batch + 1, 1)),
       score_(make_vec<T>("sama::MetaWeightNet::score", max_batch)),
-      logit_(make_vec<T>("sama::MetaWeightNet::logit", kind == WeightNetKind::monotone ? max_batch : 0)),
+      logit_(make_vec<T>("sama::MetaWeightNet::logit", kind == WeightNetKind::sigmoid ? 0 : max_batch)),
       grad_ones_(make_vec<T>("sama::MetaWeightNet::grad_ones", num_params())) {
   SAMA_REQUIRE(hidden > 0, "MetaWeightNet: hidden width must be positive");
+  SAMA_REQUIRE(kind != WeightNetKind::softmax || normalize,
+               "MetaWeightNet: the softmax weight net is defined by its normalisation (normalize must be true)");
 }
 
 template <class T>
 std::size_t MetaWeightNet<T>::num_params() const {
-  return kind_ == WeightNetKind::sigmoid ? mlp_->num_params() : 3 * hidden_;
+  return kind_ == WeightNetKind::monotone ? 3 * hidden_ : mlp_->num_params();
 }
 
 template <class T>
 void MetaWeightNet<T>::init(VecU<T> lambda, Rng& rng) const {
-  if (kind_ == WeightNetKind::sigmoid) {
+  if (kind_ != WeightNetKind::monotone) {
     mlp_->init(lambda, rng);
     return;
   }
@@ -148,13 +162,51 @@ void MetaWeightNet<T>::monotone_backward(VecU<const T> lambda, VecU<const T> dwe
 }
 
 template <class T>
+void MetaWeightNet<T>::softmax_forward(VecU<const T> lambda, std::size_t n, VecU<T> out) {
+  // z of the n inputs and of the reference ℓ = 0 in one pass (row n); r_j = exp(z_j − z(0)), clamped.
+  Kokkos::deep_copy(Kokkos::subview(input_, n, 0), T(0));
+  MatU<const T> zs = mlp_->forward(lambda, rows_of(input_, n + 1));
+  const T* zp = zs.data();
+  T* z = logit_.data();
+  T* r = out.data();
+  Kokkos::parallel_for(
+      "sama::MetaWeightNet::softmax_forward", Range(0, n), KOKKOS_LAMBDA(const std::size_t j) {
+        double d = static_cast<double>(zp[j]) - static_cast<double>(zp[n]);
+        d = d < kLogFloor ? kLogFloor : (d > kLogCeiling ? kLogCeiling : d);
+        z[j] = static_cast<T>(d);
+        r[j] = static_cast<T>(kmath::kk_exp(d));
+      });
+}
+
+template <class T>
+void MetaWeightNet<T>::softmax_upstream(VecU<const T> dweights, VecU<const T> r, bool ones, VecU<T> out) const {
+  // ∂r_j/∂z_j = r_j inside the clamp, 0 outside; the reference row gets 0 (with normalisation its
+  // dependence on λ cancels exactly: every r_j carries the same factor e^(−z(0))).
+  const std::size_t n = r.extent(0);
+  const T* dw = dweights.data();
+  const T* rp = r.data();
+  const T* z = logit_.data();
+  T* o = out.data();
+  Kokkos::parallel_for(
+      "sama::MetaWeightNet::softmax_upstream", Range(0, n + 1), KOKKOS_LAMBDA(const std::size_t j) {
+        if (j == n) {
+          o[j] = T(0);
+          return;
+        }
+        const double zj = static_cast<double>(z[j]);
+        const bool inside = zj > kLogFloor && zj < kLogCeiling;
+        o[j] = inside ? (ones ? rp[j] : rp[j] * dw[j]) : T(0);
+      });
+}
+
+template <class T>
 void MetaWeightNet<T>::evaluate(VecU<const T> lambda, std::size_t n, VecU<T> out) {
-  MatU<T> in = rows_of(input_, n);
-  if (kind_ == WeightNetKind::monotone) {
-    monotone_forward(lambda, n, out);
-    return;
+  switch (kind_) {
+    case WeightNetKind::monotone: return monotone_forward(lambda, n, out);
+    case WeightNetKind::softmax: return softmax_forward(lambda, n, out);
+    case WeightNetKind::sigmoid: break;
   }
-  MatU<const T> s = mlp_->forward(lambda, in);
+  MatU<const T> s = mlp_->forward(lambda, rows_of(input_, n));
   ops::copy<T>(VecU<const T>(s.data(), n), out);
 }
 
@@ -208,7 +260,7 @@ LogitStats MetaWeightNet<T>::last_logit_stats() const {
     st.sum += v;
     st.sum_sq += v * v;
     if (sigmoid) st.saturated += (s > 1 - 1e-3 || (!normalize_ && s < 1e-3)) ? 1 : 0;
-    else st.saturated += v <= kLogFloor ? 1 : 0;
+    else st.saturated += (v <= kLogFloor || v >= kLogCeiling) ? 1 : 0;
   }
   st.count = static_cast<double>(batch_);
   return st;
@@ -225,8 +277,15 @@ void MetaWeightNet<T>::backward(VecU<const T> lambda, VecU<const T> dweights, Ve
   // Local parts: G1 = Σ_k dw_k ∂s_k/∂λ, and with normalisation also G2 = Σ_k ∂s_k/∂λ and
   // R = Σ_k dw_k s_k. With w_i = B s_i / S:  ∇λ = (B/S)·G1 − (B·R/S²)·G2, all sums global.
   // (Monotone: s = r = exp z, so ∂s_k/∂λ = r_k ∂z_k/∂λ.)
+  const bool softmax = kind_ == WeightNetKind::softmax;
   if (monotone) {
     monotone_backward(lambda, dweights, score, normalize_, grad, grad_ones_);
+  } else if (softmax) {  // the Mlp's last forward covered batch_ + 1 rows (the reference last)
+    VecU<T> up(dscore_.data(), batch_ + 1);
+    softmax_upstream(dweights, score, false, up);
+    mlp_->backward(lambda, MatU<const T>(up.data(), batch_ + 1, 1), grad);
+    softmax_upstream(dweights, score, true, up);
+    mlp_->backward(lambda, MatU<const T>(up.data(), batch_ + 1, 1), grad_ones_);
   } else {
     ops::copy<T>(dweights, ds);
     mlp_->backward(lambda, MatU<const T>(ds.data(), batch_, 1), grad);
@@ -236,7 +295,7 @@ void MetaWeightNet<T>::backward(VecU<const T> lambda, VecU<const T> dweights, Ve
   auto grad_h = Kokkos::create_mirror_view_and_copy(HostSpace(), grad);
   for (std::size_t i = 0; i < np; ++i) packed[i] = grad_h(i);
   if (normalize_) {
-    if (!monotone) {
+    if (!monotone && !softmax) {
       ops::fill<T>(ds, T(1));
       mlp_->backward(lambda, MatU<const T>(ds.data(), batch_, 1), grad_ones_);
     }

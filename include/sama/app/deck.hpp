@@ -63,8 +63,9 @@ struct MetaConfig {
   long batch_size = 128;        // meta batch (from the clean meta set)
   long hidden = 100;            // Meta-Weight-Net hidden width
   bool normalize = true;        // weights normalised to mean 1 within a batch
-  std::string weight_net = "monotone";  // "monotone": non-increasing log-weight of the loss (default);
-                                        // "sigmoid": the paper's Meta-Weight-Net (docs/reweighting.md)
+  std::string weight_net = "softmax";  // "softmax": w = B·softmax(MLP_λ(ℓ)) over the batch (default);
+                                       // "monotone": a non-increasing log-weight of the loss;
+                                       // "sigmoid": the paper's Meta-Weight-Net (docs/reweighting.md)
   double collapse_spread = 0.05;  // collapse detector: the weights' coefficient of variation in a
                                   // logging window below this (while the losses differ) = collapsed
   std::string strategy = "local";  // many ranks: "local" (v, D⊙v, ε and the probes per rank; one

@@ -30,8 +30,8 @@ namespace sama::meta {
 /// In-place sum over ranks of n doubles in host memory; an empty SumFn means one rank.
 using SumFn = std::function<void(double*, int)>;
 
-enum class WeightNetKind { monotone, sigmoid };
-/// "monotone" or "sigmoid"; anything else throws sama::Error.
+enum class WeightNetKind { softmax, monotone, sigmoid };
+/// "softmax", "monotone" or "sigmoid"; anything else throws sama::Error.
 WeightNetKind parse_weight_net(const std::string& name);
 std::string to_string(WeightNetKind k);
 
@@ -76,13 +76,17 @@ class MetaWeightNet {
   Mat<T> input_;              // [max_batch][1]
   Mat<T> dscore_;             // [max_batch][1]
   Vec<T> score_;              // un-normalised weights
-  Vec<T> logit_;              // monotone: z of the last forward
+  Vec<T> logit_;              // monotone, softmax: z − z(0) of the last forward
   Vec<T> grad_ones_;          // Σ_k ∂s_k/∂λ (normalisation term), num_params
 
   /// Un-normalised weights of n losses into out (and z into logit_ for the monotone net).
   void evaluate(VecU<const T> lambda, std::size_t n, VecU<T> out);
 
  public:  // kernels (public for nvcc's extended lambdas)
+  /// softmax: z − z(0) (clamped) and r = exp of it for the first n inputs.
+  void softmax_forward(VecU<const T> lambda, std::size_t n, VecU<T> out);
+  /// softmax: the Mlp's upstream over n + 1 rows: r_j dw_j (or r_j when `ones`), 0 for the reference.
+  void softmax_upstream(VecU<const T> dweights, VecU<const T> r, bool ones, VecU<T> out) const;
   /// monotone: z and r = exp(z) of the first n inputs.
   void monotone_forward(VecU<const T> lambda, std::size_t n, VecU<T> out);
   /// monotone, over the last forward's batch: g1 = Σ_j dw_j ∂r_j/∂λ and, when `second`,
