@@ -53,7 +53,8 @@ MetaWeightNet<T>::MetaWeightNet(WeightNetKind kind, std::size_t hidden, bool nor
       dscore_(make_mat<T>("sama::MetaWeightNet::dscore", max_batch + 1, 1)),
       score_(make_vec<T>("sama::MetaWeightNet::score", max_batch)),
       logit_(make_vec<T>("sama::MetaWeightNet::logit", kind == WeightNetKind::sigmoid ? 0 : max_batch)),
-      grad_ones_(make_vec<T>("sama::MetaWeightNet::grad_ones", num_params())) {
+      grad_ones_(make_vec<T>("sama::MetaWeightNet::grad_ones", num_params())),
+      active_rows_(make_vec<double>("sama::MetaWeightNet::active_rows", kind == WeightNetKind::softmax ? hidden : 0)) {
   SAMA_REQUIRE(hidden > 0, "MetaWeightNet: hidden width must be positive");
   SAMA_REQUIRE(kind != WeightNetKind::softmax || normalize,
                "MetaWeightNet: the softmax weight net is defined by its normalisation (normalize must be true)");
@@ -179,9 +180,13 @@ void MetaWeightNet<T>::softmax_forward(VecU<const T> lambda, std::size_t n, VecU
 }
 
 template <class T>
-void MetaWeightNet<T>::softmax_upstream(VecU<const T> dweights, VecU<const T> r, bool ones, VecU<T> out) const {
-  // ∂r_j/∂z_j = r_j inside the clamp, 0 outside; the reference row gets 0 (with normalisation its
-  // dependence on λ cancels exactly: every r_j carries the same factor e^(−z(0))).
+void MetaWeightNet<T>::softmax_upstream(VecU<const T> dweights, VecU<const T> r, double scale, double mean,
+                                        VecU<T> out) const {
+  // With w_k = B r_k / S:  ∂/∂λ Σ_k dw_k w_k = (B/S) Σ_k (dw_k − R/S) ∂r_k/∂λ,  R = Σ_k dw_k r_k.
+  // The upstream of z_k is (B/S)(dw_k − R/S) r_k inside the clamp (∂r_k/∂z_k = r_k), 0 outside; the
+  // reference row gets 0 (every r_k carries the same factor e^(−z(0)), which the normalisation cancels).
+  // Centring each sample in double before the backward, instead of subtracting two batch sums of
+  // float gradients afterwards, keeps the cancellation out of the λ-gradient's rounding.
   const std::size_t n = r.extent(0);
   const T* dw = dweights.data();
   const T* rp = r.data();
@@ -195,8 +200,51 @@ void MetaWeightNet<T>::softmax_upstream(VecU<const T> dweights, VecU<const T> r,
         }
         const double zj = static_cast<double>(z[j]);
         const bool inside = zj > kLogFloor && zj < kLogCeiling;
-        o[j] = inside ? (ones ? rp[j] : rp[j] * dw[j]) : T(0);
+        o[j] = inside ? static_cast<T>(scale * (static_cast<double>(dw[j]) - mean) * static_cast<double>(rp[j]))
+                      : T(0);
       });
+}
+
+template <class T>
+void MetaWeightNet<T>::count_active_rows(std::size_t n) {
+  MatU<const T> pre = mlp_->layer_output(0);  // the hidden pre-activations a_k ℓ_j + c_k, n + 1 rows
+  double* count = active_rows_.data();
+  Kokkos::parallel_for(
+      "sama::MetaWeightNet::count_active_rows", Range(0, hidden_), KOKKOS_LAMBDA(const std::size_t k) {
+        double c = 0;
+        for (std::size_t j = 0; j < n; ++j) c += pre(j, k) > T(0) ? 1.0 : 0.0;
+        count[k] = c;
+      });
+}
+
+template <class T>
+void MetaWeightNet<T>::softmax_backward(VecU<const T> lambda, VecU<const T> dweights, VecU<T> grad,
+                                        const SumFn& sum) {
+  VecU<const T> r = slice<const T>(score_, 0, batch_);
+  double weighted = ops::dot<T>(dweights, r);  // R, then summed over the ranks that share the batch
+  if (sum) sum(&weighted, 1);
+  VecU<T> up(dscore_.data(), batch_ + 1);
+  softmax_upstream(dweights, r, global_batch_ / global_sum_, weighted / global_sum_, up);
+  count_active_rows(batch_);
+  mlp_->backward(lambda, MatU<const T>(up.data(), batch_ + 1, 1), grad);
+  const std::size_t np = num_params(), h = hidden_;
+  auto grad_h = Kokkos::create_mirror_view_and_copy(HostSpace(), grad);
+  auto active_h = Kokkos::create_mirror_view_and_copy(HostSpace(), active_rows_);
+  std::vector<double> packed(np + h);
+  for (std::size_t i = 0; i < np; ++i) packed[i] = grad_h(i);
+  for (std::size_t k = 0; k < h; ++k) packed[np + k] = active_h(k);
+  if (sum) sum(packed.data(), static_cast<int>(np + h));
+  // Gauge directions: the weights depend on λ only through z_j − z(0) and, after normalisation, not
+  // on a shift common to all z_j. So the output bias (λ's last element) has gradient exactly zero, and
+  // so has the hidden bias c_k (λ[h + k]) of a unit active on all or on none of the batch's rows
+  // (∂(z_j − z(0))/∂c_k = W2_k (1[active_j] − 1[active_0]) is then the same for every j). Computed,
+  // these gradients would be rounding, which Adam's normalised step turns into a random walk decided
+  // by the summation order (P ranks would not follow one rank). Set them to their exact value, zero.
+  packed[np - 1] = 0;
+  for (std::size_t k = 0; k < h; ++k)
+    if (packed[np + k] == 0 || packed[np + k] == global_batch_) packed[h + k] = 0;
+  for (std::size_t i = 0; i < np; ++i) grad_h(i) = static_cast<T>(packed[i]);
+  Kokkos::deep_copy(grad, grad_h);
 }
 
 template <class T>
@@ -281,11 +329,7 @@ void MetaWeightNet<T>::backward(VecU<const T> lambda, VecU<const T> dweights, Ve
   if (monotone) {
     monotone_backward(lambda, dweights, score, normalize_, grad, grad_ones_);
   } else if (softmax) {  // the Mlp's last forward covered batch_ + 1 rows (the reference last)
-    VecU<T> up(dscore_.data(), batch_ + 1);
-    softmax_upstream(dweights, score, false, up);
-    mlp_->backward(lambda, MatU<const T>(up.data(), batch_ + 1, 1), grad);
-    softmax_upstream(dweights, score, true, up);
-    mlp_->backward(lambda, MatU<const T>(up.data(), batch_ + 1, 1), grad_ones_);
+    return softmax_backward(lambda, dweights, grad, sum);
   } else {
     ops::copy<T>(dweights, ds);
     mlp_->backward(lambda, MatU<const T>(ds.data(), batch_, 1), grad);
@@ -295,7 +339,7 @@ void MetaWeightNet<T>::backward(VecU<const T> lambda, VecU<const T> dweights, Ve
   auto grad_h = Kokkos::create_mirror_view_and_copy(HostSpace(), grad);
   for (std::size_t i = 0; i < np; ++i) packed[i] = grad_h(i);
   if (normalize_) {
-    if (!monotone && !softmax) {
+    if (!monotone) {
       ops::fill<T>(ds, T(1));
       mlp_->backward(lambda, MatU<const T>(ds.data(), batch_, 1), grad_ones_);
     }

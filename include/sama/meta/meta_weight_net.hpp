@@ -78,6 +78,7 @@ class MetaWeightNet {
   Vec<T> score_;              // un-normalised weights
   Vec<T> logit_;              // monotone, softmax: z − z(0) of the last forward
   Vec<T> grad_ones_;          // Σ_k ∂s_k/∂λ (normalisation term), num_params
+  Vec<double> active_rows_;   // softmax: per hidden unit, the batch rows on which it is active
 
   /// Un-normalised weights of n losses into out (and z into logit_ for the monotone net).
   void evaluate(VecU<const T> lambda, std::size_t n, VecU<T> out);
@@ -85,8 +86,12 @@ class MetaWeightNet {
  public:  // kernels (public for nvcc's extended lambdas)
   /// softmax: z − z(0) (clamped) and r = exp of it for the first n inputs.
   void softmax_forward(VecU<const T> lambda, std::size_t n, VecU<T> out);
-  /// softmax: the Mlp's upstream over n + 1 rows: r_j dw_j (or r_j when `ones`), 0 for the reference.
-  void softmax_upstream(VecU<const T> dweights, VecU<const T> r, bool ones, VecU<T> out) const;
+  /// softmax: the Mlp's upstream over n + 1 rows: scale·(dw_j − mean)·r_j, 0 for the reference.
+  void softmax_upstream(VecU<const T> dweights, VecU<const T> r, double scale, double mean, VecU<T> out) const;
+  /// softmax: per hidden unit, the number of the last forward's n batch rows where it is active.
+  void count_active_rows(std::size_t n);
+  /// softmax: the normalised weights' λ-gradient by one backward of the centred upstream.
+  void softmax_backward(VecU<const T> lambda, VecU<const T> dweights, VecU<T> grad, const SumFn& sum);
   /// monotone: z and r = exp(z) of the first n inputs.
   void monotone_forward(VecU<const T> lambda, std::size_t n, VecU<T> out);
   /// monotone, over the last forward's batch: g1 = Σ_j dw_j ∂r_j/∂λ and, when `second`,
