@@ -6,6 +6,7 @@
 
 #include <filesystem>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 namespace sama::test {
@@ -16,9 +17,10 @@ std::vector<T> to_host(const Kokkos::View<T*, Kokkos::LayoutRight, MemSpace>& v)
   return std::vector<T>(h.data(), h.data() + h.extent(0));
 }
 template <class T>
-std::vector<T> to_host(const VecU<T>& v) {
-  std::vector<T> out(v.extent(0));
-  Kokkos::View<T*, Kokkos::LayoutRight, HostSpace, Kokkos::MemoryTraits<Kokkos::Unmanaged>> h(out.data(), out.size());
+std::vector<std::remove_const_t<T>> to_host(const VecU<T>& v) {
+  using U = std::remove_const_t<T>;
+  std::vector<U> out(v.extent(0));
+  Kokkos::View<U*, Kokkos::LayoutRight, HostSpace, Kokkos::MemoryTraits<Kokkos::Unmanaged>> h(out.data(), out.size());
   Kokkos::deep_copy(h, v);
   return out;
 }

@@ -762,7 +762,12 @@ TEST(MonotoneWeightNet, NonIncreasingInTheLossAndOneAtZeroLoss) {
   for (double x : to_host(g)) EXPECT_EQ(x, 0.0);
   const meta::LogitStats st = norm.last_logit_stats();
   EXPECT_EQ(st.saturated, 4.0);
-  EXPECT_EQ(st.max, -80.0);
+  // The log-weight itself is not floored: z(ℓ) = −H softplus(6)² ℓ still ranks the floored samples.
+  const double sp6 = std::log1p(std::exp(6.0));
+  const auto z = to_host(norm.last_log_weights());
+  ASSERT_EQ(z.size(), 4u);
+  for (std::size_t i = 0; i < 4; ++i) EXPECT_NEAR(z[i], -double(hidden) * sp6 * sp6 * double(5 + i), 1e-9) << i;
+  EXPECT_EQ(st.max, z[0]);
 }
 
 TEST(SigmoidWeightNet, SaturationIsCounted) {

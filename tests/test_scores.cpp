@@ -153,7 +153,7 @@ TEST(SampleScores, SumsAreOrderIndependentAndExact) {
   std::vector<Visit> visits;
   Rng rng(5, 3);
   for (long e = 0; e < w.epochs; ++e)
-    for (auto id : ids) visits.push_back({id, e, rng.uniform(0, 3)});
+    for (auto id : ids) visits.push_back({id, e, rng.uniform(-90, 3)});  // log-weights are negative too
   visits.push_back({7, 0, std::nan("")});
   visits.push_back({7, 1, std::numeric_limits<double>::infinity()});
   for (const auto& v : visits)

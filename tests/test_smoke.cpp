@@ -91,6 +91,7 @@ TEST(Smoke, TrainsAndWritesParsableOutputs) {
   io::H5Handle f = io::open_file(out + "/weights.h5");
   const auto ids = io::read_dataset<std::int64_t>(f, "sample_id");
   const auto w = io::read_dataset<float>(f, "meta_weight");
+  const auto logw = io::read_dataset<float>(f, "log_weight");
   const auto obs = io::read_dataset<std::int32_t>(f, "label_observed");
   const auto truth = io::read_dataset<std::int32_t>(f, "label_true");
   const auto noisy = io::read_dataset<std::uint8_t>(f, "is_noisy");
@@ -105,6 +106,9 @@ TEST(Smoke, TrainsAndWritesParsableOutputs) {
     EXPECT_GT(w[i], 0.0f);
     EXPECT_TRUE(std::isfinite(w[i]));
     if (deck.meta.weight_net != "softmax") EXPECT_LT(w[i], 1.0f);
+    // log_weight is the weight's log where the weight is not clamped at e^±80, and beyond it.
+    if (std::abs(logw[i]) < 80) EXPECT_NEAR(std::log(w[i]), logw[i], 1e-4 * std::max(1.0f, std::abs(logw[i]))) << i;
+    else EXPECT_NEAR(std::log(w[i]), std::copysign(80.0f, logw[i]), 1e-3) << i;
     flipped += noisy[i];
   }
   EXPECT_NEAR(double(flipped) / n, deck.data.noise_rate, 0.05);

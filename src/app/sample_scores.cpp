@@ -9,7 +9,7 @@
 namespace sama::app {
 namespace {
 constexpr double kScale = 4294967296.0;  // 2³²: fixed-point resolution 2⁻³²
-constexpr double kMaxValue = 1073741824.0;  // 2³⁰: room for 2³⁴ visits before a sum could wrap
+constexpr double kMaxValue = 1073741824.0;  // 2³⁰: |value| per visit; a sum is exact while Σ|value| < 2³¹
 
 std::vector<std::int64_t> as_int64(const std::vector<std::uint64_t>& v) {
   std::vector<std::int64_t> out(v.size());
@@ -59,8 +59,10 @@ std::uint64_t* SampleScores::row(std::int64_t id) {
 }
 
 void SampleScores::add(Score s, std::int64_t id, double value) {
-  if (!(value >= 0 && value < kMaxValue)) return;  // also rejects NaN
+  if (!(std::abs(value) < kMaxValue)) return;  // also rejects NaN
   std::uint64_t* r = row(id);
+  // Two's complement: a negative value (a log-weight) wraps, and sums modulo 2⁶⁴ stay exact and
+  // order-independent; the total is read back as a signed number.
   r[s] += static_cast<std::uint64_t>(std::llround(value * kScale));
   r[kNumScores + s] += 1;
 }
@@ -122,7 +124,7 @@ SampleScores::Block SampleScores::reduce_block(const comm::Communicator& comm) c
     const std::uint64_t* r = mine.data() + i * f;
     for (int s = 0; s < kNumScores; ++s) {
       const std::uint64_t visits = r[kNumScores + s];
-      b.mean[s][i] = visits ? static_cast<double>(r[s]) / kScale / static_cast<double>(visits)
+      b.mean[s][i] = visits ? static_cast<double>(static_cast<std::int64_t>(r[s])) / kScale / static_cast<double>(visits)
                             : std::numeric_limits<double>::quiet_NaN();
     }
     b.forgetting[i] = forgetting_events(r + 2 * kNumScores, r + 2 * kNumScores + words_, w_.epochs);

@@ -279,9 +279,15 @@ class Trainer {
   void evaluate(double& accuracy, double& loss);
   void accumulate_weight_stats();
   std::string weight_description() const {
-    return mwn_.kind() == meta::WeightNetKind::monotone
-               ? "exp(z(loss)) in (0, 1], the weight relative to a sample of zero loss (monotone weight net)"
-               : "sigmoid(MLP_lambda(loss)) (the Meta-Weight-Net of Shu et al. 2019)";
+    switch (mwn_.kind()) {
+      case meta::WeightNetKind::softmax:
+        return "exp(z(loss) - z(0)) with z = MLP_lambda, the weight relative to a sample of zero loss; the "
+               "batch's weights are B softmax(z) (softmax weight net)";
+      case meta::WeightNetKind::monotone:
+        return "exp(z(loss)) in (0, 1], the weight relative to a sample of zero loss (monotone weight net)";
+      case meta::WeightNetKind::sigmoid: break;
+    }
+    return "sigmoid(MLP_lambda(loss)) (the Meta-Weight-Net of Shu et al. 2019)";
   }
   /// At a logging window's end (collective): the weight net's window statistics into `row`, the
   /// collapse detector, and a warning for the progress line the first time it fires.
@@ -980,7 +986,7 @@ void Trainer::record_scores() {
     fetch(grad_sq_host_, grad_sq_);
     fetch(coef_host_, coef_);
   }
-  if (weight) fetch(raw_weight_host_, mwn_.last_scores());
+  if (weight) fetch(raw_weight_host_, mwn_.last_log_weights());
   for (std::size_t i = 0; i < b; ++i) {
     s.add(SampleScores::loss, ids[i], losses_host_(i));
     s.add_correct(ids[i], epoch_, correct_host_(i) != 0);
@@ -1020,7 +1026,10 @@ void Trainer::write_scores(const std::string& path) {
   };
   if (method_ != meta::Method::none)
     column("meta_weight", blk.mean[SampleScores::meta_weight],
-           fmt::format("mean un-normalised weight at each visit in the window: {}", weight_description()), w.meta_first,
+           fmt::format("mean over the visits in the window of the log of the un-normalised weight (not clamped; the "
+                       "log of the geometric mean weight), the weight being {}",
+                       weight_description()),
+           w.meta_first,
            w.meta_last);
   column("el2n", blk.mean[SampleScores::el2n],
          "mean EL2N ||softmax(z) - onehot(observed label)||_2 at each visit in the window", w.early_first, w.early_last);
@@ -1049,6 +1058,8 @@ void Trainer::write_sample_table(const std::string& path) {
   io::SampleTable t;
   t.sample_id = ids_all;
   t.meta_weight.resize(ids_all.size());
+  t.log_weight.resize(ids_all.size());
+  Vec<real>::HostMirror log_weight_host("sama::log_weight_host", eval_batch_);
   t.loss.resize(ids_all.size());
   for (std::size_t start = 0; start < ids_all.size(); start += eval_batch_) {
     const std::size_t count = std::min(eval_batch_, ids_all.size() - start);
@@ -1059,9 +1070,12 @@ void Trainer::write_sample_table(const std::string& path) {
     else mwn_.scores(lambda_, losses, w);
     Kokkos::deep_copy(losses_host_, losses_);
     Kokkos::deep_copy(weights_host_, weights_);
+    if (method_ != meta::Method::none)
+      Kokkos::deep_copy(Kokkos::subview(log_weight_host, std::make_pair(std::size_t(0), count)), mwn_.last_log_weights());
     for (std::size_t i = 0; i < count; ++i) {
       t.loss[start + i] = losses_host_(i);
       t.meta_weight[start + i] = weights_host_(i);
+      t.log_weight[start + i] = method_ == meta::Method::none ? 0.0f : log_weight_host(i);
     }
   }
   for (auto id : ids_all) {

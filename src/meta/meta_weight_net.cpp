@@ -52,7 +52,7 @@ MetaWeightNet<T>::MetaWeightNet(WeightNetKind kind, std::size_t hidden, bool nor
       input_(make_mat<T>("sama::MetaWeightNet::input", max_batch + 1, 1)),
       dscore_(make_mat<T>("sama::MetaWeightNet::dscore", max_batch + 1, 1)),
       score_(make_vec<T>("sama::MetaWeightNet::score", max_batch)),
-      logit_(make_vec<T>("sama::MetaWeightNet::logit", kind == WeightNetKind::sigmoid ? 0 : max_batch)),
+      logit_(make_vec<T>("sama::MetaWeightNet::logit", max_batch)),
       grad_ones_(make_vec<T>("sama::MetaWeightNet::grad_ones", num_params())),
       active_rows_(make_vec<double>("sama::MetaWeightNet::active_rows", kind == WeightNetKind::softmax ? hidden : 0)) {
   SAMA_REQUIRE(hidden > 0, "MetaWeightNet: hidden width must be positive");
@@ -105,9 +105,8 @@ void MetaWeightNet<T>::monotone_forward(VecU<const T> lambda, std::size_t n, Vec
           const double pre = u * l + c;
           acc += a * ((pre > 0 ? pre : 0.0) - (c > 0 ? c : 0.0));
         }
-        const double zj = -acc > kLogFloor ? -acc : kLogFloor;
-        z[j] = static_cast<T>(zj);
-        r[j] = static_cast<T>(kmath::kk_exp(zj));
+        z[j] = static_cast<T>(-acc);  // the log-weight, not floored (a ranking score past the floor)
+        r[j] = static_cast<T>(kmath::kk_exp(-acc > kLogFloor ? -acc : kLogFloor));
       });
 }
 
@@ -172,10 +171,9 @@ void MetaWeightNet<T>::softmax_forward(VecU<const T> lambda, std::size_t n, VecU
   T* r = out.data();
   Kokkos::parallel_for(
       "sama::MetaWeightNet::softmax_forward", Range(0, n), KOKKOS_LAMBDA(const std::size_t j) {
-        double d = static_cast<double>(zp[j]) - static_cast<double>(zp[n]);
-        d = d < kLogFloor ? kLogFloor : (d > kLogCeiling ? kLogCeiling : d);
-        z[j] = static_cast<T>(d);
-        r[j] = static_cast<T>(kmath::kk_exp(d));
+        const double d = static_cast<double>(zp[j]) - static_cast<double>(zp[n]);
+        z[j] = static_cast<T>(d);  // the log-weight, not clamped (a ranking score past the clamp)
+        r[j] = static_cast<T>(kmath::kk_exp(d < kLogFloor ? kLogFloor : (d > kLogCeiling ? kLogCeiling : d)));
       });
 }
 
@@ -256,6 +254,12 @@ void MetaWeightNet<T>::evaluate(VecU<const T> lambda, std::size_t n, VecU<T> out
   }
   MatU<const T> s = mlp_->forward(lambda, rows_of(input_, n));
   ops::copy<T>(VecU<const T>(s.data(), n), out);
+  // log σ(a) = −softplus(−a) from the pre-activation a (finite where σ(a) underflows).
+  MatU<const T> a = mlp_->layer_output(mlp_->num_layers() - 2);
+  T* z = logit_.data();
+  Kokkos::parallel_for(
+      "sama::MetaWeightNet::sigmoid_log_weight", Range(0, n),
+      KOKKOS_LAMBDA(const std::size_t j) { z[j] = static_cast<T>(-kmath::softplus(-static_cast<double>(a(j, 0)))); });
 }
 
 template <class T>
@@ -267,6 +271,7 @@ void MetaWeightNet<T>::forward(VecU<const T> lambda, VecU<const T> losses, VecU<
   ops::copy<T>(losses, VecU<T>(input_.data(), batch_));
   VecU<T> score = slice<T>(score_, 0, batch_);
   evaluate(lambda, batch_, score);
+  evaluated_ = batch_;
   if (!normalize_) {
     ops::copy<T>(score, weights);
     return;
@@ -286,6 +291,7 @@ void MetaWeightNet<T>::scores(VecU<const T> lambda, VecU<const T> losses, VecU<T
                input_.extent(0));
   ops::copy<T>(losses, VecU<T>(input_.data(), n));
   evaluate(lambda, n, out);
+  evaluated_ = n;
   batch_ = 0;  // the cached forward is no longer a weighting forward: backward must not follow
 }
 

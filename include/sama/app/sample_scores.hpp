@@ -2,9 +2,9 @@
 // Per-sample training statistics for data pruning and noise detection (scores.h5).
 //
 // While training, every visit of a sample (once per epoch, on whichever rank holds it) adds to that
-// sample's running sums: the Meta-Weight-Net's un-normalised weight, EL2N ‖softmax − onehot(y)‖₂,
+// sample's running sums: the log of the weight net's un-normalised weight, EL2N ‖softmax − onehot(y)‖₂,
 // GraNd ‖∂ℓ_i/∂θ‖₂ (all of θ, exact per sample), the loss, and one bit "classified correctly" per
-// epoch for forgetting events. The sums are fixed point (unsigned 64-bit, resolution 2⁻³²) and every
+// epoch for forgetting events. The sums are fixed point (64-bit two's complement, resolution 2⁻³²) and every
 // (sample, epoch) bit is set by at most one rank, so adding the ranks' partial sums is exact and
 // order-independent: the totals are bitwise the same at any rank count split and across restarts.
 #include "sama/comm/communicator.hpp"

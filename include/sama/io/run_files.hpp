@@ -43,6 +43,7 @@ void truncate_metrics(const std::string& path, long max_step);
 struct SampleTable {
   std::vector<std::int64_t> sample_id;
   std::vector<float> meta_weight;  // the Meta-Weight-Net's weight (un-normalised), 1 for method none
+  std::vector<float> log_weight;   // its log, not clamped (the weight net's z), 0 for method none
   std::vector<float> loss;         // the final per-sample loss at the observed label
   std::vector<std::int32_t> label_observed;
   std::vector<std::int32_t> label_true;

@@ -59,6 +59,10 @@ class MetaWeightNet {
   void scores(VecU<const T> lambda, VecU<const T> losses, VecU<T> out);
   /// The un-normalised weights of the last forward's batch.
   VecU<const T> last_scores() const { return VecU<const T>(score_.data(), batch_); }
+  /// The log of the last evaluation's (forward or scores) un-normalised weights, not clamped: softmax
+  /// z(ℓ) − z(0), monotone z(ℓ), sigmoid log σ(a). Where the weight is clamped (|z| ≥ 80) the log-weight
+  /// still ranks the samples; a ranking or averaging score is better taken from it.
+  VecU<const T> last_log_weights() const { return VecU<const T>(logit_.data(), evaluated_); }
   /// Pre-activation statistics of the last forward's (local) batch (one small host copy).
   LogitStats last_logit_stats() const;
   /// grad = Σ_i dweights[i] ∂w_i/∂λ over the whole (global) batch of the last forward, identical on
@@ -76,7 +80,8 @@ class MetaWeightNet {
   Mat<T> input_;              // [max_batch][1]
   Mat<T> dscore_;             // [max_batch][1]
   Vec<T> score_;              // un-normalised weights
-  Vec<T> logit_;              // monotone, softmax: z − z(0) of the last forward
+  Vec<T> logit_;              // log of the un-normalised weights of the last evaluation, not clamped
+  std::size_t evaluated_ = 0; // rows of the last evaluation (forward or scores)
   Vec<T> grad_ones_;          // Σ_k ∂s_k/∂λ (normalisation term), num_params
   Vec<double> active_rows_;   // softmax: per hidden unit, the batch rows on which it is active
 
