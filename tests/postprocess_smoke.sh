@@ -16,7 +16,7 @@ for f in curves.png weights.png; do
   head -c 8 "$work/$f" | od -An -c | grep -q "P   N   G" || { echo "$f is not a PNG"; exit 1; }
 done
 # The smoke run separates clean from noisy samples: AUROC well above chance.
-auc=$(sed -n 's/.*AUROC (low weight = noisy): \([0-9.]*\)/\1/p' "$work/report.txt")
+auc=$(sed -n 's/.*AUROC (low weight = noisy, by log_weight): \([0-9.]*\)/\1/p' "$work/report.txt")
 "$py" -c "import sys; a=float('$auc'); sys.exit(0 if a > 0.7 else 1)" || { echo "AUROC $auc too low"; exit 1; }
 grep -q "mean final test accuracy, sama (1 runs)" "$work/table.txt"
 # The AUROC helper against a hand-computed case: scores [0.1,0.4,0.35,0.8], positives [0,0,1,1] -> 0.75.

@@ -823,3 +823,75 @@ INSTANTIATE_TEST_SUITE_P(WeightNets, MetaWeightNetGrad,
                          });
 
 }  // namespace
+
+// The envelope of the log-weight against a brute-force maximum over a fine grid of losses: exact
+// where the net's last slope is negative, the ceiling (softmax) or 0 (sigmoid) where it rises forever.
+TEST(WeightNetEnvelope, IsTheSupremumOverLargerLosses) {
+  const std::size_t hidden = 6, n = 9, grid = 100001;
+  const double top = 20.0;
+  for (auto kind : {meta::WeightNetKind::softmax, meta::WeightNetKind::sigmoid, meta::WeightNetKind::monotone}) {
+    for (int rising = 0; rising < 2; ++rising) {
+      const bool monotone = kind == meta::WeightNetKind::monotone;
+      if (monotone && rising) continue;  // non-increasing by construction
+      meta::MetaWeightNet<double> mwn(kind, hidden, kind == meta::WeightNetKind::softmax, grid);
+      Rng rng(31, 7 + rising);
+      std::vector<double> lam(mwn.num_params());
+      for (auto& v : lam) v = rng.uniform(-1, 1);
+      if (!monotone) {  // λ = [u | c | W2 | b2]: kinks −c/u inside [−6, 6]; the last slope's sign chosen
+        double slope = 0;
+        for (std::size_t k = 0; k < hidden; ++k) {
+          lam[k] = (rng.uniform(0, 1) < 0.5 ? -1 : 1) * rng.uniform(0.5, 1.0);
+          lam[hidden + k] = rng.uniform(-3, 3);
+          if (k == 0) lam[0] = std::abs(lam[0]);  // at least one unit rises
+          if (lam[k] > 0) slope += lam[2 * hidden + k] * lam[k];
+        }
+        // push the last slope Σ_{u_k > 0} W2_k u_k to the wanted sign through unit 0
+        lam[2 * hidden] += (rising ? 1.0 : -1.0) * (std::abs(slope) + 0.5) / lam[0];
+      }
+      const auto ld = to_device(lam);
+      std::vector<double> losses(n), grid_l(grid);
+      for (auto& l : losses) l = rng.uniform(0, 8);
+      losses[0] = 0;
+      for (std::size_t g = 0; g < grid; ++g) grid_l[g] = top * double(g) / double(grid - 1);
+      Vec<double> zs("zs", grid), s("s", grid), env("env", n), sn("sn", n);
+      mwn.scores(ld, to_device(grid_l), s);
+      const auto zg = to_host(mwn.last_log_weights());
+      mwn.scores(ld, to_device(losses), sn);
+      mwn.log_weight_envelope(ld, env);
+      const auto got = to_host(env);
+      const auto z = to_host(mwn.last_log_weights());
+      for (std::size_t i = 0; i < n; ++i) {
+        double want = z[i];
+        for (std::size_t g = 0; g < grid; ++g)
+          if (grid_l[g] >= losses[i]) want = std::max(want, zg[g]);
+        if (rising) want = kind == meta::WeightNetKind::softmax ? 80.0 : 0.0;
+        EXPECT_NEAR(got[i], want, 1e-3 * std::max(1.0, std::abs(want)))
+            << meta::to_string(kind) << " rising " << rising << " loss " << losses[i];
+        EXPECT_GE(got[i], z[i] - 1e-12);  // never below the log-weight itself
+      }
+    }
+  }
+}
+
+// A bump by hand: a(ℓ) = b2 + 2 relu(ℓ) − 4 relu(ℓ − 1) peaks at ℓ = 1, so the envelope is flat at the
+// peak to its left and follows a(ℓ) to its right.
+TEST(WeightNetEnvelope, FlatLeftOfTheBumpsPeak) {
+  const std::size_t hidden = 3;
+  for (auto kind : {meta::WeightNetKind::softmax, meta::WeightNetKind::sigmoid}) {
+    meta::MetaWeightNet<double> mwn(kind, hidden, kind == meta::WeightNetKind::softmax, 8);
+    const double b2 = -1.5;  // λ = [u | c | W2 | b2]
+    const std::vector<double> lam{1, 1, -1, 0, -1, 0.5, 2, -4, 0, b2};
+    const std::vector<double> losses{0, 0.25, 0.5, 1, 1.5, 3};
+    Vec<double> s("s", losses.size()), env("env", losses.size());
+    mwn.scores(to_device(lam), to_device(losses), s);
+    mwn.log_weight_envelope(to_device(lam), env);
+    const auto got = to_host(env);
+    for (std::size_t i = 0; i < losses.size(); ++i) {
+      const double l = losses[i];
+      const double a = b2 + (l <= 1 ? 2.0 : 2.0 - 2.0 * (l - 1));  // the envelope of a(ℓ)
+      const double want = kind == meta::WeightNetKind::softmax ? a - b2 : -std::log1p(std::exp(-a));
+      EXPECT_NEAR(got[i], want, 1e-12) << meta::to_string(kind) << " loss " << l;
+    }
+  }
+}
+

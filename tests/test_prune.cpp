@@ -377,7 +377,7 @@ TEST(Prune, ErrorsNameTheOptionFileAndDataset) {
   expect_error([&] { app::run_prune({sc, "meta_weight", 0.5, false, 1, out}, log); },
                {sc, "/scores/meta_weight", "available: el2n, forgetting, grand, loss", "meta.method = \"none\""});
   expect_error([&] { app::run_prune({sc, "entropy", 0.5, false, 1, out}, log); },
-               {"--by 'entropy'", "meta_weight, el2n, grand, forgetting, loss, random"});
+               {"--by 'entropy'", "meta_weight, meta_weight_envelope, el2n, grand, forgetting, loss, random"});
   for (double bad : {0.0, -0.1, 1.5, kNaN})
     expect_error([&] { app::run_prune({sc, "el2n", bad, false, 1, out}, log); }, {"--keep", "(0, 1]"});
   expect_error([&] { app::run_prune({dir.file("none.h5"), "el2n", 0.5, false, 1, out}, log); },

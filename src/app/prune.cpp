@@ -129,6 +129,8 @@ ScoresInput read_scores(const std::string& path, const std::string& by) {
 const std::vector<PruneScore>& prune_scores() {
   static const std::vector<PruneScore> scores = {
       {"meta_weight", "highest", "the Meta-Weight-Net's weight: prune the samples the meta-learner down-weights"},
+      {"meta_weight_envelope", "highest",
+       "the weight's non-increasing envelope: prune the losses beyond where the meta-learner rejects (noise)"},
       {"el2n", "highest", "the hard samples (EL2N, Paul et al. 2021): prune the easy ones"},
       {"grand", "highest", "the hard samples (GraNd, Paul et al. 2021): prune those with small gradient norms"},
       {"forgetting", "highest", "the most often forgotten (Toneva et al. 2019): prune the unforgettable ones"},

@@ -21,6 +21,7 @@ std::vector<std::int64_t> as_int64(const std::vector<std::uint64_t>& v) {
 const char* SampleScores::name(Score s) {
   switch (s) {
     case meta_weight: return "meta_weight";
+    case meta_weight_envelope: return "meta_weight_envelope";
     case el2n: return "el2n";
     case grand: return "grand";
     case loss: return "loss";
@@ -45,7 +46,8 @@ SampleScores::SampleScores(std::vector<std::int64_t> ids, std::size_t dataset_si
 
 bool SampleScores::collects(Score s, long epoch) const {
   switch (s) {
-    case meta_weight: return epoch >= w_.meta_first && epoch < w_.meta_last;
+    case meta_weight:
+    case meta_weight_envelope: return epoch >= w_.meta_first && epoch < w_.meta_last;
     case el2n:
     case grand: return epoch >= w_.early_first && epoch < w_.early_last;
     default: return true;

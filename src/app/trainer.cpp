@@ -349,9 +349,9 @@ class Trainer {
   // Per-sample scores: the base batch's EL2N, correctness and squared gradient norms, added to the
   // run's totals once the step is accepted.
   std::unique_ptr<SampleScores> scores_;
-  Vec<real> el2n_, grad_sq_;
+  Vec<real> el2n_, grad_sq_, envelope_;
   Vec<int> correct_;
-  Vec<real>::HostMirror el2n_host_, grad_sq_host_, coef_host_, raw_weight_host_;  // allocated once
+  Vec<real>::HostMirror el2n_host_, grad_sq_host_, coef_host_, raw_weight_host_, envelope_host_;  // allocated once
   Vec<int>::HostMirror correct_host_;
   long epoch_ = 0;  // epoch of the current step
 
@@ -964,6 +964,10 @@ void Trainer::init_scores() {
   grad_sq_host_ = Kokkos::create_mirror_view(grad_sq_);
   coef_host_ = Kokkos::create_mirror_view(coef_);
   raw_weight_host_ = Vec<real>::HostMirror("sama::raw_weight_host", workspace_);
+  if (method_ != meta::Method::none) {
+    envelope_ = make_vec<real>("sama::envelope", workspace_);
+    envelope_host_ = Kokkos::create_mirror_view(envelope_);
+  }
   correct_host_ = Kokkos::create_mirror_view(correct_);
 }
 
@@ -986,7 +990,11 @@ void Trainer::record_scores() {
     fetch(grad_sq_host_, grad_sq_);
     fetch(coef_host_, coef_);
   }
-  if (weight) fetch(raw_weight_host_, mwn_.last_log_weights());
+  if (weight) {
+    fetch(raw_weight_host_, mwn_.last_log_weights());
+    mwn_.log_weight_envelope(lambda_, slice<real>(envelope_, 0, b));
+    fetch(envelope_host_, envelope_);
+  }
   for (std::size_t i = 0; i < b; ++i) {
     s.add(SampleScores::loss, ids[i], losses_host_(i));
     s.add_correct(ids[i], epoch_, correct_host_(i) != 0);
@@ -994,7 +1002,10 @@ void Trainer::record_scores() {
     // The backward saw coef_i ∂ℓ_i/∂θ; a zero coefficient leaves the norm unknown (not counted).
     if (grand && coef_host_(i) != 0)
       s.add(SampleScores::grand, ids[i], std::sqrt(double(grad_sq_host_(i))) / std::abs(double(coef_host_(i))));
-    if (weight) s.add(SampleScores::meta_weight, ids[i], raw_weight_host_(i));
+    if (weight) {
+      s.add(SampleScores::meta_weight, ids[i], raw_weight_host_(i));
+      s.add(SampleScores::meta_weight_envelope, ids[i], envelope_host_(i));
+    }
   }
 }
 
@@ -1031,6 +1042,12 @@ void Trainer::write_scores(const std::string& path) {
                        weight_description()),
            w.meta_first,
            w.meta_last);
+  if (method_ != meta::Method::none)
+    column("meta_weight_envelope", blk.mean[SampleScores::meta_weight_envelope],
+           "mean over the visits in the window of the non-increasing envelope of the log-weight: the log of the "
+           "largest weight the net gives to any loss at least the sample's (the learned weight's falling side, "
+           "flat left of its peak; a noise detector, low = noisy)",
+           w.meta_first, w.meta_last);
   column("el2n", blk.mean[SampleScores::el2n],
          "mean EL2N ||softmax(z) - onehot(observed label)||_2 at each visit in the window", w.early_first, w.early_last);
   column("grand", blk.mean[SampleScores::grand],
@@ -1059,7 +1076,8 @@ void Trainer::write_sample_table(const std::string& path) {
   t.sample_id = ids_all;
   t.meta_weight.resize(ids_all.size());
   t.log_weight.resize(ids_all.size());
-  Vec<real>::HostMirror log_weight_host("sama::log_weight_host", eval_batch_);
+  t.log_weight_envelope.resize(ids_all.size());
+  Vec<real>::HostMirror log_weight_host("sama::log_weight_host", eval_batch_), envelope_host("sama::envelope_host", eval_batch_);
   t.loss.resize(ids_all.size());
   for (std::size_t start = 0; start < ids_all.size(); start += eval_batch_) {
     const std::size_t count = std::min(eval_batch_, ids_all.size() - start);
@@ -1070,12 +1088,18 @@ void Trainer::write_sample_table(const std::string& path) {
     else mwn_.scores(lambda_, losses, w);
     Kokkos::deep_copy(losses_host_, losses_);
     Kokkos::deep_copy(weights_host_, weights_);
-    if (method_ != meta::Method::none)
-      Kokkos::deep_copy(Kokkos::subview(log_weight_host, std::make_pair(std::size_t(0), count)), mwn_.last_log_weights());
+    if (method_ != meta::Method::none) {
+      const auto first = std::make_pair(std::size_t(0), count);
+      Kokkos::deep_copy(Kokkos::subview(log_weight_host, first), mwn_.last_log_weights());
+      VecU<real> env = slice<real>(delta_, 0, count);
+      mwn_.log_weight_envelope(lambda_, env);
+      Kokkos::deep_copy(Kokkos::subview(envelope_host, first), env);
+    }
     for (std::size_t i = 0; i < count; ++i) {
       t.loss[start + i] = losses_host_(i);
       t.meta_weight[start + i] = weights_host_(i);
       t.log_weight[start + i] = method_ == meta::Method::none ? 0.0f : log_weight_host(i);
+      t.log_weight_envelope[start + i] = method_ == meta::Method::none ? 0.0f : envelope_host(i);
     }
   }
   for (auto id : ids_all) {

@@ -125,7 +125,8 @@ void MetricsWriter::row(const std::map<std::string, double>& values) {
 
 void write_sample_table(const std::string& path, const SampleTable& t, const std::map<std::string, std::string>& attrs) {
   const std::size_t n = t.sample_id.size();
-  SAMA_REQUIRE(t.meta_weight.size() == n && t.log_weight.size() == n && t.loss.size() == n && t.label_observed.size() == n &&
+  SAMA_REQUIRE(t.meta_weight.size() == n && t.log_weight.size() == n && t.log_weight_envelope.size() == n &&
+                   t.loss.size() == n && t.label_observed.size() == n &&
                    t.label_true.size() == n && t.is_noisy.size() == n,
                "{}: sample table columns have different lengths", path);
   const std::string tmp = path + ".tmp." + std::to_string(::getpid());
@@ -135,6 +136,7 @@ void write_sample_table(const std::string& path, const SampleTable& t, const std
     write_vector(file, "sample_id", t.sample_id);
     write_vector(file, "meta_weight", t.meta_weight);
     write_vector(file, "log_weight", t.log_weight);
+    write_vector(file, "log_weight_envelope", t.log_weight_envelope);
     write_vector(file, "loss", t.loss);
     write_vector(file, "label_observed", t.label_observed);
     write_vector(file, "label_true", t.label_true);

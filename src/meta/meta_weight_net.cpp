@@ -33,6 +33,7 @@ namespace {
 // clamp it is constant (zero gradient) and counted as saturated: such a sample weighs less than e^-80
 // (more than e^80) times a zero-loss sample. (The monotone net's z ≤ 0 never reaches the upper one.)
 constexpr double kLogFloor = -80.0, kLogCeiling = 80.0;
+constexpr double kHuge = 1e300;  // +∞ for the envelope, kept finite for device code
 // Initial a_k = softplus(q_k) and u_k = softplus(p_k); thresholds spread over the loss range.
 constexpr double kInitSlope = 0.01, kInitThresholdLo = -1.0, kInitThresholdHi = 15.0;
 }  // namespace
@@ -54,7 +55,8 @@ MetaWeightNet<T>::MetaWeightNet(WeightNetKind kind, std::size_t hidden, bool nor
       score_(make_vec<T>("sama::MetaWeightNet::score", max_batch)),
       logit_(make_vec<T>("sama::MetaWeightNet::logit", max_batch)),
       grad_ones_(make_vec<T>("sama::MetaWeightNet::grad_ones", num_params())),
-      active_rows_(make_vec<double>("sama::MetaWeightNet::active_rows", kind == WeightNetKind::softmax ? hidden : 0)) {
+      active_rows_(make_vec<double>("sama::MetaWeightNet::active_rows", kind == WeightNetKind::softmax ? hidden : 0)),
+      kinks_(make_vec<double>("sama::MetaWeightNet::kinks", kind == WeightNetKind::monotone ? 0 : 2 * hidden + 2)) {
   SAMA_REQUIRE(hidden > 0, "MetaWeightNet: hidden width must be positive");
   SAMA_REQUIRE(kind != WeightNetKind::softmax || normalize,
                "MetaWeightNet: the softmax weight net is defined by its normalisation (normalize must be true)");
@@ -293,6 +295,59 @@ void MetaWeightNet<T>::scores(VecU<const T> lambda, VecU<const T> losses, VecU<T
   evaluate(lambda, n, out);
   evaluated_ = n;
   batch_ = 0;  // the cached forward is no longer a weighting forward: backward must not follow
+}
+
+template <class T>
+void MetaWeightNet<T>::log_weight_envelope(VecU<const T> lambda, VecU<T> out) {
+  const std::size_t n = evaluated_;
+  SAMA_REQUIRE(out.extent(0) == n, "MetaWeightNet::log_weight_envelope: {} outputs for {} evaluated losses",
+               out.extent(0), n);
+  if (kind_ == WeightNetKind::monotone) {  // z is non-increasing already: it is its own envelope
+    ops::copy<T>(VecU<const T>(logit_.data(), n), out);
+    return;
+  }
+  // a(ℓ) = b2 + Σ_k W2_k relu(u_k ℓ + c_k) is piecewise linear with kinks κ_k = −c_k/u_k, so its
+  // supremum over [ℓ, ∞) is the largest of a(ℓ), a(κ_k) for κ_k > ℓ, and +∞ when the last slope
+  // Σ_{u_k > 0} W2_k u_k is positive. λ = [u (H) | c (H) | W2 (H) | b2].
+  const std::size_t h = hidden_;
+  const T* lam = lambda.data();
+  double* kk = kinks_.data();  // κ_k, a(κ_k) for k < H; then the last slope and a(0)
+  const auto a_at = KOKKOS_LAMBDA(const double l) -> double {
+    double acc = static_cast<double>(lam[3 * h]);
+    for (std::size_t k = 0; k < h; ++k) {
+      const double pre = static_cast<double>(lam[k]) * l + static_cast<double>(lam[h + k]);
+      acc += static_cast<double>(lam[2 * h + k]) * (pre > 0 ? pre : 0.0);
+    }
+    return acc;
+  };
+  Kokkos::parallel_for(
+      "sama::MetaWeightNet::envelope_kinks", Range(0, h + 1), KOKKOS_LAMBDA(const std::size_t k) {
+        if (k < h) {
+          const double u = static_cast<double>(lam[k]);
+          const double kappa = u != 0 ? -static_cast<double>(lam[h + k]) / u : -kHuge;
+          kk[k] = kappa;
+          kk[h + k] = u != 0 ? a_at(kappa) : -kHuge;
+          return;
+        }
+        double slope = 0;
+        for (std::size_t j = 0; j < h; ++j)
+          if (lam[j] > T(0)) slope += static_cast<double>(lam[2 * h + j]) * static_cast<double>(lam[j]);
+        kk[2 * h] = slope;
+        kk[2 * h + 1] = a_at(0.0);
+      });
+  const T* x = input_.data();
+  T* o = out.data();
+  const bool softmax = kind_ == WeightNetKind::softmax;
+  Kokkos::parallel_for(
+      "sama::MetaWeightNet::envelope", Range(0, n), KOKKOS_LAMBDA(const std::size_t i) {
+        const double l = static_cast<double>(x[i]);
+        double best = kk[2 * h] > 0 ? kHuge : a_at(l);
+        for (std::size_t k = 0; k < h; ++k)
+          if (kk[k] > l && kk[h + k] > best) best = kk[h + k];
+        // softmax: the gauge z(0) as for the weight; sigmoid: log σ, monotone in a.
+        const double v = softmax ? best - kk[2 * h + 1] : -kmath::softplus(-best);
+        o[i] = static_cast<T>(v > kLogCeiling ? kLogCeiling : v);
+      });
 }
 
 template <class T>

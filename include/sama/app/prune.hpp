@@ -7,6 +7,8 @@
 //   --by         kept                 why
 //   meta_weight  highest              the Meta-Weight-Net's weight: a low weight marks a sample the
 //                                     meta-learner down-weights (under label noise, mostly noisy ones)
+//   meta_weight_ highest              the weight's non-increasing envelope: keeps every loss left of
+//   envelope                          the learned weight's peak, prunes beyond where it rejects
 //   el2n         highest (hardest)    EL2N (Paul et al. 2021): prune the easy, well-learned samples
 //   grand        highest (hardest)    GraNd (Paul et al. 2021): prune samples with small gradients
 //   forgetting   highest (most often  forgetting events (Toneva et al. 2019): prune unforgettable

@@ -19,7 +19,7 @@ namespace sama::app {
 class SampleScores {
  public:
   /// The averaged scores; each is summed over the epochs of its window.
-  enum Score : int { meta_weight = 0, el2n, grand, loss, kNumScores };
+  enum Score : int { meta_weight = 0, el2n, grand, loss, meta_weight_envelope, kNumScores };
   static const char* name(Score s);
 
   /// Zero-based epochs [first, last) of each window, and the run's number of epochs (≥ 1).

@@ -44,6 +44,7 @@ struct SampleTable {
   std::vector<std::int64_t> sample_id;
   std::vector<float> meta_weight;  // the Meta-Weight-Net's weight (un-normalised), 1 for method none
   std::vector<float> log_weight;   // its log, not clamped (the weight net's z), 0 for method none
+  std::vector<float> log_weight_envelope;  // the log of the largest weight at any loss ≥ this one's
   std::vector<float> loss;         // the final per-sample loss at the observed label
   std::vector<std::int32_t> label_observed;
   std::vector<std::int32_t> label_true;

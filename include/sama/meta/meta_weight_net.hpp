@@ -63,6 +63,11 @@ class MetaWeightNet {
   /// z(ℓ) − z(0), monotone z(ℓ), sigmoid log σ(a). Where the weight is clamped (|z| ≥ 80) the log-weight
   /// still ranks the samples; a ranking or averaging score is better taken from it.
   VecU<const T> last_log_weights() const { return VecU<const T>(logit_.data(), evaluated_); }
+  /// The non-increasing envelope of the log-weight at the last evaluation's losses: the log of the
+  /// largest weight the net gives to any loss ≥ ℓ_i (exact: the net is piecewise linear in ℓ),
+  /// clamped above at 80. Where the learned weight is a bump over the loss, this is its falling
+  /// side continued flat to the left: a low value flags a loss beyond where the net rejects samples.
+  void log_weight_envelope(VecU<const T> lambda, VecU<T> out);
   /// Pre-activation statistics of the last forward's (local) batch (one small host copy).
   LogitStats last_logit_stats() const;
   /// grad = Σ_i dweights[i] ∂w_i/∂λ over the whole (global) batch of the last forward, identical on
@@ -84,6 +89,7 @@ class MetaWeightNet {
   std::size_t evaluated_ = 0; // rows of the last evaluation (forward or scores)
   Vec<T> grad_ones_;          // Σ_k ∂s_k/∂λ (normalisation term), num_params
   Vec<double> active_rows_;   // softmax: per hidden unit, the batch rows on which it is active
+  Vec<double> kinks_;         // softmax, sigmoid: the envelope's kinks and their values
 
   /// Un-normalised weights of n losses into out (and z into logit_ for the monotone net).
   void evaluate(VecU<const T> lambda, std::size_t n, VecU<T> out);
