@@ -132,7 +132,7 @@ def main():
             w.writerow({c: fmt(r[c]) for c in COLUMNS})
     with open(os.path.join(out, "score_report.md"), "w") as f:
         f.write(f"Noise detection on `{s['path']}` ({n} samples, {k} noisy). A noisy label is flagged by a "
-                "LOW meta_weight and a HIGH el2n, grand, forgetting or loss.\n\n")
+                "LOW meta_weight or meta_weight_envelope and a HIGH el2n, grand, forgetting or loss.\n\n")
         f.write("| " + " | ".join(COLUMNS) + " |\n|" + "---|" * len(COLUMNS) + "\n")
         for r in rows:
             f.write("| " + " | ".join(fmt(r[c]) for c in COLUMNS) + " |\n")

@@ -69,8 +69,8 @@ PY
 # score_report.py: histograms, table, no images for synthetic data.
 "$py" "$src/postprocess/score_report.py" "$work/run" --out "$work/report" | tee "$work/report.log"
 grep -q "skipping image grids: data_source = synthetic has no images" "$work/report.log" || fail "no image-grid skip message"
-for s in meta_weight el2n grand forgetting loss; do is_png "$work/report/hist_$s.png"; done
-[ "$(wc -l <"$work/report/score_report.csv")" -eq 6 ] || fail "score_report.csv should have a header and 5 rows"
+for s in meta_weight meta_weight_envelope el2n grand forgetting loss; do is_png "$work/report/hist_$s.png"; done
+[ "$(wc -l <"$work/report/score_report.csv")" -eq 7 ] || fail "score_report.csv should have a header and 6 rows"
 "$py" - "$work/report/score_report.csv" <<'PY'
 import csv, sys
 rows = {r["score"]: r for r in csv.DictReader(open(sys.argv[1]))}
