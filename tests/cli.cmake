@@ -17,6 +17,11 @@ if(SAMA_PYTHON)
     message(FATAL_ERROR "sama: ${SAMA_PYTHON} cannot import h5py, numpy and matplotlib. On Debian 12 install: "
                         "apt-get install python3-h5py python3-numpy python3-matplotlib")
   endif()
+  # Input integrity (issue 13): a file shrunk between open and read is refused; the checksum of the
+  # bytes read is recorded; a pixel of 3e38 is refused at load.
+  add_test(NAME data_integrity COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/data_integrity.sh $<TARGET_FILE:sama>
+                                       ${PROJECT_SOURCE_DIR} ${SAMA_PYTHON})
+  set_tests_properties(data_integrity PROPERTIES TIMEOUT 60)
   add_test(NAME postprocess_smoke COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/postprocess_smoke.sh $<TARGET_FILE:sama>
                                           ${PROJECT_SOURCE_DIR} ${SAMA_PYTHON})
   set_tests_properties(postprocess_smoke PROPERTIES TIMEOUT 300)
@@ -43,3 +48,15 @@ set_tests_properties(hypergradient_smoke PROPERTIES TIMEOUT 300)
 add_test(NAME weight_collapse COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/weight_collapse.sh $<TARGET_FILE:sama>
                                        ${PROJECT_SOURCE_DIR})
 set_tests_properties(weight_collapse PROPERTIES TIMEOUT 300)
+# Fault campaign (issue 13). Open MPI as root needs these; oversubscription for 2 cores.
+set(SAMA_FAULT_ENV OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_rmaps_base_oversubscribe=1)
+find_program(SAMA_FAULT_MPIEXEC NAMES mpiexec mpirun)
+# FIFOs and devices as deck, data, checkpoint and `latest`: refused or skipped, never a hang.
+add_test(NAME special_files COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/special_files.sh $<TARGET_FILE:sama>
+                                    ${PROJECT_SOURCE_DIR})
+set_tests_properties(special_files PROPERTIES TIMEOUT 90)
+# Interrupted/completed runs refused without --resume/--overwrite; a directory in use refused naming its
+# holder; `latest` older than the newest good checkpoint; renamed checkpoints; leftovers; header notes.
+add_test(NAME run_dir_safety COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/run_dir_safety.sh $<TARGET_FILE:sama>
+                                     ${PROJECT_SOURCE_DIR})
+set_tests_properties(run_dir_safety PROPERTIES TIMEOUT 120)

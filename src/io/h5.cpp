@@ -1,5 +1,6 @@
 // RAII helpers over the HDF5 C API; see include/sama/io/h5.hpp.
 #include "sama/io/h5.hpp"
+#include "sama/io/safe_file.hpp"
 
 #include "sama/core/error.hpp"
 
@@ -94,6 +95,13 @@ void delete_attribute_if_present(hid_t obj, const std::string& name, const std::
 
 // ------------------------------------------------------------------------------------ handle
 
+void H5Handle::close_checked(const std::string& file) {
+  if (id_ < 0) return;
+  ScopedErrorSilence quiet;
+  const hid_t id = release();
+  if (H5Fclose(id) < 0) fail("{}: closing the HDF5 file failed: {}", file, last_error());
+}
+
 void H5Handle::reset(hid_t id) noexcept {
   if (id_ >= 0) {
     ScopedErrorSilence quiet;
@@ -155,8 +163,10 @@ H5Handle open_file(const std::string& path, bool writable, hid_t fapl) {
   ScopedErrorSilence quiet;
   std::error_code ec;
   if (std::filesystem::is_directory(path, ec)) fail("{}: cannot open HDF5 file: it is a directory", path);
-  {
-    std::FILE* f = std::fopen(path.c_str(), writable ? "r+b" : "rb");
+  // Only a regular file (a FIFO or a device would block or never end), opened without blocking.
+  require_regular_file(path, "HDF5 file", std::uint64_t(1) << 40);
+  if (writable) {
+    std::FILE* f = std::fopen(path.c_str(), "r+b");
     if (f == nullptr) fail("{}: cannot open HDF5 file: {}", path, std::strerror(errno));
     std::fclose(f);
   }

@@ -42,6 +42,9 @@ class H5Handle {
     id_ = H5I_INVALID_HID;
     return id;
   }
+  /// Closes a file id and throws "<file>: closing failed: ..." when that fails (e.g. disk full while
+  /// the last metadata is written): a file is committed only after a clean close.
+  void close_checked(const std::string& file);
   /// Closes the current id (errors while closing are ignored) and takes `id`.
   void reset(hid_t id = H5I_INVALID_HID) noexcept;
 
