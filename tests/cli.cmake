@@ -60,3 +60,10 @@ set_tests_properties(special_files PROPERTIES TIMEOUT 90)
 add_test(NAME run_dir_safety COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/run_dir_safety.sh $<TARGET_FILE:sama>
                                      ${PROJECT_SOURCE_DIR})
 set_tests_properties(run_dir_safety PROPERTIES TIMEOUT 120)
+# Extending a finished run: 20 + 20 steps equal 40 to the bit; the finished run's files kept.
+add_test(NAME extend_run COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/extend_run.sh $<TARGET_FILE:sama> ${PROJECT_SOURCE_DIR})
+set_tests_properties(extend_run PROPERTIES TIMEOUT 60)
+# The memory estimate on the header; a model that cannot fit refused before allocating.
+add_test(NAME memory_estimate COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/memory_estimate.sh $<TARGET_FILE:sama>
+                                      ${PROJECT_SOURCE_DIR})
+set_tests_properties(memory_estimate PROPERTIES TIMEOUT 60)

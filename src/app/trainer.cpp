@@ -46,6 +46,8 @@
 #include <algorithm>
 #include <cmath>
 #include <filesystem>
+#include <fstream>
+#include <iterator>
 #include <map>
 #include <memory>
 #include <ostream>
@@ -1464,6 +1466,17 @@ RunResult train(const Deck& deck, const RunOptions& options, const comm::Communi
     const bool completed = fs::exists(fs::path(options.out_dir) / "summary.json");
     // Every rank reads the checkpoint itself (read-only) and takes the same decision.
     const auto found = io::find_checkpoint(io::checkpoint_dir(options.out_dir));
+    if (completed && found) {
+      // Extending a completed run starts from its final checkpoint, never from an earlier one.
+      std::ifstream in(fs::path(options.out_dir) / "summary.json");
+      std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+      const auto at = text.find("\"steps\": ");
+      const long steps = at == std::string::npos ? -1 : std::atol(text.c_str() + at + 9);
+      if (steps != found->data.step)
+        fail("run directory '{}' holds a completed run of {} steps whose newest good checkpoint is at step {}: it "
+             "has no final checkpoint (written by an older sama, or damaged), so it cannot be extended",
+             options.out_dir, steps, found->data.step);
+    }
     if (completed && (!found || found->data.step >= trainer.total_steps()))
       fail("run directory '{}' holds a completed run (summary.json){}: nothing to resume. To train it longer, "
            "resume it with a larger train.epochs or train.steps (--set train.steps=N)",
