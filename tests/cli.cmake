@@ -67,3 +67,13 @@ set_tests_properties(extend_run PROPERTIES TIMEOUT 60)
 add_test(NAME memory_estimate COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/memory_estimate.sh $<TARGET_FILE:sama>
                                       ${PROJECT_SOURCE_DIR})
 set_tests_properties(memory_estimate PROPERTIES TIMEOUT 60)
+if(SAMA_FAULT_MPIEXEC)
+  # Run directories of 240 and 300 characters at 1 and 2 ranks: preempted, resumed, completed (scores.h5).
+  add_test(NAME long_path COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/long_path.sh ${SAMA_FAULT_MPIEXEC} $<TARGET_FILE:sama>
+                                  ${PROJECT_SOURCE_DIR})
+  set_tests_properties(long_path PROPERTIES TIMEOUT 120 ENVIRONMENT "${SAMA_FAULT_ENV}")
+  # SIGTERM/SIGINT to mpirun, SIGTERM to one rank, SIGINT to one process, kill -9 of mpirun.
+  add_test(NAME mpi_signals COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/mpi_signals.sh ${SAMA_FAULT_MPIEXEC}
+                                    $<TARGET_FILE:sama> ${PROJECT_SOURCE_DIR})
+  set_tests_properties(mpi_signals PROPERTIES TIMEOUT 120 ENVIRONMENT "${SAMA_FAULT_ENV}")
+endif()

@@ -1290,10 +1290,11 @@ RunResult Trainer::run() {
       result_.steps = done;
       result_.stop_reason = control[1];
       const bool interrupt = control[1] == SIGINT;
-      say("sama: stopped at step {} on request ({}{}); checkpoint committed {:.2f} s after the request; exit code {}{}",
+      say("sama: stopped at step {} on request ({}{}); checkpoint committed{}; exit code {}{}",
           done, stop_reason_text(control[1]),
           stop_signal() == 0 && control[1] < kStopDebug ? fmt::format(" by another rank") : std::string(),
-          seconds_since_stop_signal(), interrupt ? kExitInterrupted : kExitRequeue,
+          stop_signal() != 0 ? fmt::format(" {:.2f} s after the request", seconds_since_stop_signal()) : std::string(),
+          interrupt ? kExitInterrupted : kExitRequeue,
           interrupt ? " (interrupted; continue with --resume auto)" : " asks for a requeue");
       result_.stop_to_checkpoint_seconds = seconds_since_stop_signal();
       return result_;
