@@ -77,3 +77,9 @@ if(SAMA_FAULT_MPIEXEC)
                                     $<TARGET_FILE:sama> ${PROJECT_SOURCE_DIR})
   set_tests_properties(mpi_signals PROPERTIES TIMEOUT 120 ENVIRONMENT "${SAMA_FAULT_ENV}")
 endif()
+if(SAMA_FAULT_MPIEXEC)
+  # Disk full on a small tmpfs at 1 and 2 ranks (root only; skipped otherwise).
+  add_test(NAME disk_full COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/disk_full.sh ${SAMA_FAULT_MPIEXEC} $<TARGET_FILE:sama>
+                                  ${PROJECT_SOURCE_DIR})
+  set_tests_properties(disk_full PROPERTIES TIMEOUT 90 SKIP_RETURN_CODE 77 ENVIRONMENT "${SAMA_FAULT_ENV}")
+endif()
