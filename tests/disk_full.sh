@@ -40,7 +40,8 @@ for np in 1 2; do
   mount -o remount,size=4m "$mnt" || fail "cannot resize the tmpfs"
   "$mpiexec" -n $np --oversubscribe "$sama" train "$deck" --out "$mnt/r" --resume auto --set checkpoint.keep=1 >"$work/c.log" 2>&1 ||
     fail "np $np: resume with space failed: $(tail -n 3 "$work/c.log")"
-  [ -e "$mnt/r/summary.json" ] && [ -e "$mnt/r/scores.h5" ] || fail "np $np: resume did not complete"
+  [ -e "$mnt/r/summary.json" ] || fail "np $np: resume did not complete (no summary.json)"
+  [ -e "$mnt/r/scores.h5" ] || fail "np $np: resume did not complete (no scores.h5)"
   [ -z "$(find "$mnt" -name "*.tmp.*" -o -name "*.partial")" ] || fail "np $np: leftovers after the resume"
   echo "np $np: resumed and completed once space was back"
 done

@@ -29,8 +29,8 @@ diff <(cut -d, -f1,12,13 "$work/straight/metrics.csv" | grep -v ",,") <(cut -d, 
   fail "evaluations differ"
 diff "$work/first_rows.csv" <(head -n 3 "$work/ext/metrics.csv") >/dev/null || fail "the finished run's metrics rows changed"
 [ -e "$work/ext/summary.step_20.json" ] || fail "the finished run's summary was not kept"
-grep -q '"steps": 40' "$work/ext/summary.json" && grep -q '"extended_from": "summary.step_20.json"' "$work/ext/summary.json" ||
-  fail "summary.json is not that of the extension"
+grep -q '"steps": 40' "$work/ext/summary.json" || fail "summary.json is not that of the extension"
+grep -q '"extended_from": "summary.step_20.json"' "$work/ext/summary.json" || fail "summary.json lacks extended_from"
 # A completed run without a final checkpoint (only an earlier one) cannot be extended.
 rm "$work/ext/checkpoints/step_000000000040.h5"
 "$sama" train "$deck" --out "$work/ext" --resume auto --set train.steps=60 "${common[@]}" >"$work/c.log" 2>&1 &&

@@ -24,11 +24,13 @@ for len in 240 300; do
     "$mpiexec" -n "$np" --oversubscribe "$sama" train "$deck" --out "$dir" --set train.steps=60 --set train.batch_size=64 \
       --set meta.batch_size=64 --set debug.preempt_step=29 >"$work/a.log" 2>&1
     rc=$?
-    [ $rc -eq 75 ] && [ -e "$dir/checkpoints/latest" ] || fail "np $np, $len chars: preempted run: exit $rc: $(tail -n 5 "$work/a.log")"
+    [ $rc -eq 75 ] || fail "np $np, $len chars: preempted run: exit $rc: $(tail -n 5 "$work/a.log")"
+    [ -e "$dir/checkpoints/latest" ] || fail "np $np, $len chars: no checkpoint"
     "$mpiexec" -n "$np" --oversubscribe "$sama" train "$deck" --out "$dir" --resume auto --set train.steps=60 \
       --set train.batch_size=64 --set meta.batch_size=64 >"$work/b.log" 2>&1 ||
       fail "np $np, $len chars: resume failed: $(tail -n 5 "$work/b.log")"
-    [ -e "$dir/scores.h5" ] && [ -e "$dir/summary.json" ] || fail "np $np, $len chars: no scores.h5/summary.json"
+    [ -e "$dir/scores.h5" ] || fail "np $np, $len chars: no scores.h5"
+    [ -e "$dir/summary.json" ] || fail "np $np, $len chars: no summary.json"
     echo "np $np: run directory of $len characters: preempted, resumed, completed with scores.h5"
     rm -rf "$work/d"* "$work/r"*
   done

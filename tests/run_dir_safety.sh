@@ -11,8 +11,12 @@ set -u
 sama=$1
 src=$2
 work=$(mktemp -d)
-pids=()
-trap 'for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null; done; rm -rf "$work"' EXIT
+first=""
+cleanup() {
+  [ -n "$first" ] && kill -9 "$first" 2>/dev/null
+  rm -rf "$work"
+}
+trap cleanup EXIT
 fail() { echo "FAIL: $*"; exit 1; }
 deck="$src/inputs/smoke.toml"
 short=(--set train.steps=60 --set checkpoint.every_steps=20 --set checkpoint.keep=5)
@@ -20,12 +24,14 @@ short=(--set train.steps=60 --set checkpoint.every_steps=20 --set checkpoint.kee
 # 1. Interrupted, then refused, then overwritten; completed, then refused.
 "$sama" train "$deck" --out "$work/r" "${short[@]}" --set debug.preempt_step=45 >"$work/r1.log" 2>&1
 [ $? -eq 75 ] || fail "preempted run: exit not 75: $(tail -n 3 "$work/r1.log")"
-before=$(ls -l --time-style=full-iso "$work/r" "$work/r/checkpoints" | md5sum)
+state() { find "$1" -printf '%p %s %T@\n' | sort | md5sum; }
+before=$(state "$work/r")
 "$sama" train "$deck" --out "$work/r" "${short[@]}" >"$work/r2.log" 2>&1 && fail "a fresh run replaced an interrupted run"
 cat "$work/r2.log"
 grep -q "holds an interrupted run (checkpoints up to step 46" "$work/r2.log" || fail "message does not name the interrupted run"
-grep -q -- "--resume auto" "$work/r2.log" && grep -q -- "--overwrite" "$work/r2.log" || fail "message lacks --resume auto / --overwrite"
-[ "$(ls -l --time-style=full-iso "$work/r" "$work/r/checkpoints" | md5sum)" = "$before" ] || fail "the refused run changed the directory"
+grep -q -- "--resume auto" "$work/r2.log" || fail "message lacks --resume auto"
+grep -q -- "--overwrite" "$work/r2.log" || fail "message lacks --overwrite"
+[ "$(state "$work/r")" = "$before" ] || fail "the refused run changed the directory"
 "$sama" train "$deck" --out "$work/r" "${short[@]}" --overwrite >"$work/r3.log" 2>&1 || fail "--overwrite failed: $(tail -n 3 "$work/r3.log")"
 [ -e "$work/r/summary.json" ] || fail "no summary after --overwrite"
 "$sama" train "$deck" --out "$work/r" "${short[@]}" >"$work/r4.log" 2>&1 && fail "a fresh run replaced a completed run"
@@ -38,7 +44,6 @@ echo "interrupted/completed runs refused; --overwrite works"
 "$sama" train "$deck" --out "$work/c" --set train.steps=200000 --set train.log_interval=100000 \
   --set train.eval_interval=100000 >"$work/c1.log" 2>&1 &
 first=$!
-pids+=("$first")
 for _ in $(seq 400); do [ -s "$work/c/.lock" ] && [ -e "$work/c/deck.resolved.toml" ] && break; sleep 0.05; done
 "$sama" train "$deck" --out "$work/c" --overwrite --set train.steps=50 >"$work/c2.log" 2>&1 && fail "a second run on a directory in use started"
 cat "$work/c2.log"
