@@ -6,7 +6,8 @@
 #     rank" (not "wall-time budget"); exit 75.
 #  3. SIGINT to a single process: stop checkpoint, exit 130.
 #  4. kill -9 of mpirun: no rank outlives it by more than 5 s, and nothing is written after; an
-#     immediate --resume auto is not blocked (the lock died with rank 0) and completes.
+#     immediate --resume auto is not blocked (the lock died with rank 0) and continues.
+#  5. A single process without a launcher is not an orphan when its parent shell exits.
 set -u
 mpiexec=$1
 sama=$2
@@ -102,4 +103,11 @@ last=$(sed 's/step_0*\([0-9]*\)\.h5/\1/' "$work/k9/checkpoints/latest")
   --set debug.preempt_step=$((last + 50)) >"$work/k9b.log" 2>&1
 [ $? -eq 75 ] || fail "immediate resume after kill -9 failed: $(tail -n 3 "$work/k9b.log")"
 grep -q "resuming from .*step_0*$last.h5" "$work/k9b.log" || fail "did not resume from the last checkpoint"
+
+# 5. Not an orphan: a single process (no launcher) whose parent shell exits mid-run trains on.
+bash -c "\"$sama\" train \"$deck\" --out \"$work/nohup\" --set train.steps=30000 --set train.log_interval=10000 \
+  >\"$work/nohup.log\" 2>&1 & sleep 1.5"
+for _ in $(seq 600); do [ -e "$work/nohup/summary.json" ] && break; grep -q "launcher" "$work/nohup.log" && break; sleep 0.05; done
+[ -e "$work/nohup/summary.json" ] || fail "a single process stopped when its parent shell exited: $(tail -n 2 "$work/nohup.log")"
+echo "a single process outlives its parent shell and completes"
 echo "PASS"

@@ -15,6 +15,7 @@
 #include <iostream>
 
 int main(int argc, char** argv) {
+  sama::app::note_launcher();  // before MPI_Init (which sets OMPI_* in a singleton too)
   sama::comm::Environment mpi(argc, argv);
   int code = 0;
   {

@@ -30,7 +30,12 @@ void install_stop_handlers() {
   sigaction(SIGUSR1, &sa, nullptr);
   sigaction(SIGTERM, &sa, nullptr);
   sigaction(SIGINT, &sa, nullptr);
-  // Started by a launcher (Open MPI's mpirun/orted, or a PMIx/PMI launcher): watch that parent.
+}
+
+void note_launcher() {
+  // Started by a launcher (Open MPI's mpirun/orted, or a PMIx/PMI launcher): watch that parent. Read
+  // before MPI_Init, which sets these variables in a singleton too (whose parent is a shell that may
+  // well exit while the run goes on).
   g_launched = std::getenv("OMPI_COMM_WORLD_SIZE") != nullptr || std::getenv("PMIX_RANK") != nullptr ||
                std::getenv("PMI_RANK") != nullptr;
   g_parent = ::getppid();

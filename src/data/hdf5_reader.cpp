@@ -14,6 +14,7 @@
 
 #include <cmath>
 #include <cstdint>
+#include <filesystem>
 #include <limits>
 #include <string>
 #include <vector>
@@ -74,8 +75,13 @@ Dataset read_hdf5(const std::string& path) {
   io::check(H5Pset_file_image(fapl, const_cast<char*>(bytes.bytes.data()), bytes.bytes.size()),
             "handing over the file image", path);
   // A name of its own (as H5LTopen_file_image does): the real path may be open in this process already.
+  // It lies in the file's directory, so that relative external links resolve as for the file itself;
+  // nothing is created there (in-memory driver without a backing store).
   static int image_count = 0;
-  const std::string image_name = fmt::format("sama_file_image_{}_{}", ::getpid(), ++image_count);
+  const std::string image_name =
+      (std::filesystem::path(path).parent_path() / fmt::format(".sama_file_image_{}_{}", ::getpid(), ++image_count))
+          .string();
+  io::set_display_name(image_name, path);
   io::H5Handle file =
       io::check_id(H5Fopen(image_name.c_str(), H5F_ACC_RDONLY, fapl), "opening the HDF5 file", path);
 

@@ -9,6 +9,7 @@
 #include <cstring>
 #include <filesystem>
 #include <limits>
+#include <map>
 #include <type_traits>
 
 namespace sama::io {
@@ -147,6 +148,15 @@ ScopedErrorSilence::ScopedErrorSilence() {
 }
 ScopedErrorSilence::~ScopedErrorSilence() { H5Eset_auto2(H5E_DEFAULT, func_, data_); }
 
+namespace {
+std::map<std::string, std::string>& display_names() {
+  static std::map<std::string, std::string> names;
+  return names;
+}
+}  // namespace
+
+void set_display_name(const std::string& internal, const std::string& shown) { display_names()[internal] = shown; }
+
 std::string file_name(hid_t loc) {
   ScopedErrorSilence quiet;
   const ssize_t len = H5Fget_name(loc, nullptr, 0);
@@ -154,7 +164,8 @@ std::string file_name(hid_t loc) {
   std::string s(static_cast<std::size_t>(len) + 1, '\0');
   if (H5Fget_name(loc, s.data(), s.size()) < 0) return "<HDF5 file>";
   s.resize(static_cast<std::size_t>(len));
-  return s;
+  const auto it = display_names().find(s);
+  return it != display_names().end() ? it->second : s;
 }
 
 // ------------------------------------------------------------------------------------ files

@@ -157,6 +157,10 @@ void prepare_run_dir(const std::string& dir, bool resuming) {
   if (resuming) return;  // keep metrics.csv (truncated to the checkpoint later) and the checkpoints
   for (const char* name : kOutputs) fs::remove(fs::path(dir) / name, ec);
   fs::remove_all(fs::path(dir) / "checkpoints", ec);
+  for (const auto& e : fs::directory_iterator(dir, ec)) {  // the summaries of an extended run
+    const std::string name = e.path().filename().string();
+    if (name.rfind("summary.step_", 0) == 0) fs::remove(e.path(), ec);
+  }
 }
 
 void commit_file(const std::string& tmp_path, const std::string& path) {

@@ -13,7 +13,9 @@ inline constexpr int kExitRequeue = 75;
 /// is the shell's convention for an interrupt (128 + 2), so that a requeue script does not resubmit.
 inline constexpr int kExitInterrupted = 130;
 
-/// Installs the SIGUSR1/SIGTERM/SIGINT handlers and notes the launcher (parent) process (idempotent).
+/// Notes whether a launcher started this process, and its parent; call first in main, before MPI_Init.
+void note_launcher();
+/// Installs the SIGUSR1/SIGTERM/SIGINT handlers (idempotent).
 void install_stop_handlers();
 /// The signal that asked this process to stop, 0 if none.
 int stop_signal();

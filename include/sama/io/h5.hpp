@@ -76,6 +76,8 @@ class ScopedErrorSilence {
 };
 
 /// The name of the file that `loc` (any object in it) belongs to, or "<HDF5 file>" if unknown.
+/// Files opened from a memory image carry an internal name; messages show `shown` for it instead.
+void set_display_name(const std::string& internal, const std::string& shown);
 std::string file_name(hid_t loc);
 
 /// Opens an existing HDF5 file. A missing/unreadable file or one that is not HDF5 throws a clear
