@@ -17,6 +17,11 @@ if(SAMA_PYTHON)
     message(FATAL_ERROR "sama: ${SAMA_PYTHON} cannot import h5py, numpy and matplotlib. On Debian 12 install: "
                         "apt-get install python3-h5py python3-numpy python3-matplotlib")
   endif()
+  # Input integrity (issue 13): a file shrunk between open and read is refused; the checksum of the
+  # bytes read is recorded; a pixel of 3e38 is refused at load.
+  add_test(NAME data_integrity COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/data_integrity.sh $<TARGET_FILE:sama>
+                                       ${PROJECT_SOURCE_DIR} ${SAMA_PYTHON})
+  set_tests_properties(data_integrity PROPERTIES TIMEOUT 60)
   add_test(NAME postprocess_smoke COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/postprocess_smoke.sh $<TARGET_FILE:sama>
                                           ${PROJECT_SOURCE_DIR} ${SAMA_PYTHON})
   set_tests_properties(postprocess_smoke PROPERTIES TIMEOUT 300)
@@ -43,3 +48,38 @@ set_tests_properties(hypergradient_smoke PROPERTIES TIMEOUT 300)
 add_test(NAME weight_collapse COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/weight_collapse.sh $<TARGET_FILE:sama>
                                        ${PROJECT_SOURCE_DIR})
 set_tests_properties(weight_collapse PROPERTIES TIMEOUT 300)
+# Fault campaign (issue 13). Open MPI as root needs these; oversubscription for 2 cores.
+set(SAMA_FAULT_ENV OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_rmaps_base_oversubscribe=1)
+find_program(SAMA_FAULT_MPIEXEC NAMES mpiexec mpirun)
+# FIFOs and devices as deck, data, checkpoint and `latest`: refused or skipped, never a hang.
+add_test(NAME special_files COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/special_files.sh $<TARGET_FILE:sama>
+                                    ${PROJECT_SOURCE_DIR})
+set_tests_properties(special_files PROPERTIES TIMEOUT 90)
+# Interrupted/completed runs refused without --resume/--overwrite; a directory in use refused naming its
+# holder; `latest` older than the newest good checkpoint; renamed checkpoints; leftovers; header notes.
+add_test(NAME run_dir_safety COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/run_dir_safety.sh $<TARGET_FILE:sama>
+                                     ${PROJECT_SOURCE_DIR})
+set_tests_properties(run_dir_safety PROPERTIES TIMEOUT 120)
+# Extending a finished run: 20 + 20 steps equal 40 to the bit; the finished run's files kept.
+add_test(NAME extend_run COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/extend_run.sh $<TARGET_FILE:sama> ${PROJECT_SOURCE_DIR})
+set_tests_properties(extend_run PROPERTIES TIMEOUT 60)
+# The memory estimate on the header; a model that cannot fit refused before allocating.
+add_test(NAME memory_estimate COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/memory_estimate.sh $<TARGET_FILE:sama>
+                                      ${PROJECT_SOURCE_DIR})
+set_tests_properties(memory_estimate PROPERTIES TIMEOUT 60)
+if(SAMA_FAULT_MPIEXEC)
+  # Run directories of 240 and 300 characters at 1 and 2 ranks: preempted, resumed, completed (scores.h5).
+  add_test(NAME long_path COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/long_path.sh ${SAMA_FAULT_MPIEXEC} $<TARGET_FILE:sama>
+                                  ${PROJECT_SOURCE_DIR})
+  set_tests_properties(long_path PROPERTIES TIMEOUT 120 ENVIRONMENT "${SAMA_FAULT_ENV}")
+  # SIGTERM/SIGINT to mpirun, SIGTERM to one rank, SIGINT to one process, kill -9 of mpirun.
+  add_test(NAME mpi_signals COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/mpi_signals.sh ${SAMA_FAULT_MPIEXEC}
+                                    $<TARGET_FILE:sama> ${PROJECT_SOURCE_DIR})
+  set_tests_properties(mpi_signals PROPERTIES TIMEOUT 120 ENVIRONMENT "${SAMA_FAULT_ENV}")
+endif()
+if(SAMA_FAULT_MPIEXEC)
+  # Disk full on a small tmpfs at 1 and 2 ranks (root only; skipped otherwise).
+  add_test(NAME disk_full COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/disk_full.sh ${SAMA_FAULT_MPIEXEC} $<TARGET_FILE:sama>
+                                  ${PROJECT_SOURCE_DIR})
+  set_tests_properties(disk_full PROPERTIES TIMEOUT 90 SKIP_RETURN_CODE 77 ENVIRONMENT "${SAMA_FAULT_ENV}")
+endif()

@@ -12,6 +12,7 @@
 #include <fmt/format.h>
 #include <hdf5.h>
 
+#include <csignal>
 #include <filesystem>
 #include <ostream>
 
@@ -19,6 +20,8 @@ namespace sama::app {
 
 int run_train(const TrainArgs& args, const comm::Communicator& comm, std::ostream& log) {
   const Deck deck = load_deck(args.deck, args.set);
+  if (comm.rank() == 0)
+    for (const auto& note : deck.notes) log << "sama: warning: " << note << "\n";
   std::string out = args.out;
   RunOptions opt;
   if (args.resume == "auto") {
@@ -33,9 +36,11 @@ int run_train(const TrainArgs& args, const comm::Communicator& comm, std::ostrea
   }
   if (out.empty()) out = (std::filesystem::path("runs") / std::filesystem::path(args.deck).stem()).string();
   opt.out_dir = out;
+  opt.overwrite = args.overwrite;
+  if (args.overwrite && !args.resume.empty()) fail("--overwrite starts afresh: it cannot be combined with --resume");
   opt.log = &log;
   const RunResult r = train(deck, opt, comm);
-  if (r.preempted) return kExitRequeue;
+  if (r.preempted) return r.stop_reason == SIGINT ? kExitInterrupted : kExitRequeue;
   if (comm.rank() == 0)
     log << fmt::format("sama: done: final test accuracy {:.4f} (best {:.4f}), {:.0f} samples/s, peak RSS {:.1f} MB; "
                        "results in {}\n",

@@ -1,6 +1,7 @@
 #include "sama/app/deck.hpp"
 
 #include "sama/core/error.hpp"
+#include "sama/io/safe_file.hpp"
 
 #include <toml++/toml.h>
 
@@ -11,6 +12,7 @@
 #include <filesystem>
 #include <fstream>
 #include <limits>
+#include <map>
 #include <set>
 #include <sstream>
 
@@ -412,8 +414,27 @@ void validate(const Deck& d) {
 }
 
 Deck parse_table(toml::table& table, const std::string& name, const std::vector<std::string>& overrides) {
-  for (const auto& o : overrides) apply_override(table, name, o);
+  std::vector<std::string> notes;
+  if (table.empty())
+    notes.push_back(fmt::format("deck '{}' sets no key: every key takes its default (e.g. {} epochs on {})", name,
+                                TrainConfig{}.epochs, DataConfig{}.source));
+  std::map<std::string, std::string> seen;  // --set key -> its earlier value
+  for (const auto& o : overrides) {
+    const auto eq = o.find('=');
+    std::string key = o.substr(0, eq);
+    while (!key.empty() && key.back() == ' ') key.pop_back();
+    while (!key.empty() && key.front() == ' ') key.erase(0, 1);
+    if (eq != std::string::npos) {
+      auto it = seen.find(key);
+      if (it != seen.end())
+        notes.push_back(fmt::format("--set {} is given more than once: '{}' replaces '{}' (the last one wins)", key,
+                                    o.substr(eq + 1), it->second));
+      seen[key] = o.substr(eq + 1);
+    }
+    apply_override(table, name, o);
+  }
   Deck d;
+  d.notes = notes;
   d.file = name;
   Binder b(table, Binder::Mode::read, name);
   describe(b, d);
@@ -438,12 +459,8 @@ Deck parse_deck(const std::string& text, const std::string& name, const std::vec
 Deck load_deck(const std::string& path, const std::vector<std::string>& overrides) {
   std::error_code ec;
   if (std::filesystem::is_directory(path, ec)) fail("cannot read input deck '{}': it is a directory", path);
-  std::ifstream in(path, std::ios::binary);
-  if (!in) fail("cannot open input deck '{}': {}", path, std::strerror(errno));
-  std::stringstream ss;
-  ss << in.rdbuf();
-  if (in.bad()) fail("cannot read input deck '{}'", path);
-  return parse_deck(ss.str(), path, overrides);
+  // A regular file of at most 1 MiB: /dev/zero or a FIFO is refused instead of read forever.
+  return parse_deck(io::read_regular_file(path, "input deck", 1 << 20).bytes, path, overrides);
 }
 
 std::string to_toml(const Deck& deck) {
@@ -474,6 +491,10 @@ std::string resume_incompatibility(const std::string& saved_toml, const Deck& cu
     d.train.log_interval = TrainConfig{}.log_interval;
     d.train.eval_interval = TrainConfig{}.eval_interval;
     d.train.max_nonfinite = TrainConfig{}.max_nonfinite;
+    // The run's length may change on resume (extending a run): the learning-rate schedule then
+    // follows the new length from the resume step on (docs: README "Resume").
+    d.train.epochs = TrainConfig{}.epochs;
+    d.train.steps = TrainConfig{}.steps;
     return to_toml(d);
   };
   const std::string a = neutral(saved), b = neutral(current);

@@ -10,9 +10,12 @@
 #include <CLI/CLI.hpp>
 #include <Kokkos_Core.hpp>
 
+#include <cstdio>
+#include <cstdlib>
 #include <iostream>
 
 int main(int argc, char** argv) {
+  sama::app::note_launcher();  // before MPI_Init (which sets OMPI_* in a singleton too)
   sama::comm::Environment mpi(argc, argv);
   int code = 0;
   {
@@ -34,6 +37,9 @@ int main(int argc, char** argv) {
     train_cmd->add_option("--resume", train.resume,
                           "continue from the newest good checkpoint of this run directory, or 'auto': "
                           "resume --out if it holds a checkpoint, else start afresh");
+    train_cmd->add_flag("--overwrite", train.overwrite,
+                        "start afresh even if --out holds a completed or interrupted run (its outputs and "
+                        "checkpoints are deleted)");
     auto* info_cmd = app.add_subcommand("info", "print version and build configuration");
     sama::app::BenchArgs bench;
     auto* bench_cmd = app.add_subcommand("bench", "benchmark throughput, memory and GEMM efficiency");
@@ -74,6 +80,12 @@ int main(int argc, char** argv) {
     } catch (const std::exception& e) {
       std::cerr << "sama: error on rank " << comm.rank() << ": " << e.what() << std::endl;
       if (comm.size() > 1) comm.abort(1);
+      // HDF5 may still hold an id whose close failed (disk full): its clean-up at MPI_Finalize or at
+      // exit would crash (H5F__close_cb). The error is reported and nothing is left to write: end here.
+      if (H5Fget_obj_count(H5F_OBJ_ALL, H5F_OBJ_ALL) > 0) {
+        std::fflush(nullptr);
+        std::_Exit(1);
+      }
       code = 1;
     }
   }

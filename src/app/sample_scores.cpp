@@ -104,9 +104,24 @@ void SampleScores::save(io::CheckpointData& c, const comm::Communicator& comm) c
 }
 
 void SampleScores::restore(const io::CheckpointData& c, const comm::Communicator& comm) {
-  const auto& saved = c.i("sample_scores", acc_.size());
+  const std::size_t rows = ids_.size(), head = 2 * kNumScores;
+  const auto& saved = c.i("sample_scores", SIZE_MAX);
+  // A run extended to more epochs (more 64-bit words of per-epoch bits per row) takes its rows over.
+  const std::size_t old_fields = rows > 0 ? saved.size() / rows : 0;
+  if (saved.size() != acc_.size() &&
+      (rows == 0 || saved.size() % rows != 0 || old_fields < head || (old_fields - head) % 2 != 0 ||
+       (old_fields - head) / 2 > words_))
+    fail("checkpoint '{}': array 'sample_scores' has {} values, this run needs {}", c.source, saved.size(), acc_.size());
+  const std::size_t old_words = (old_fields - head) / 2;
   std::fill(acc_.begin(), acc_.end(), 0);
-  if (comm.rank() == 0) std::memcpy(acc_.data(), saved.data(), acc_.size() * sizeof(std::uint64_t));
+  if (comm.rank() != 0) return;
+  for (std::size_t r = 0; r < rows; ++r) {
+    const auto* from = reinterpret_cast<const std::uint64_t*>(saved.data()) + r * old_fields;
+    std::uint64_t* to = acc_.data() + r * fields();
+    std::memcpy(to, from, head * sizeof(std::uint64_t));
+    std::memcpy(to + head, from + head, old_words * sizeof(std::uint64_t));                     // correct
+    std::memcpy(to + head + words_, from + head + old_words, old_words * sizeof(std::uint64_t));  // visited
+  }
 }
 
 SampleScores::Block SampleScores::reduce_block(const comm::Communicator& comm) const {

@@ -27,7 +27,11 @@
 #include "sama/io/scores_file.hpp"
 
 #include <array>
+#include <unistd.h>
+
 #include <csignal>
+#include <cstdio>
+#include <cstdlib>
 #include <limits>
 #include "sama/meta/hypergradient.hpp"
 #include "sama/meta/hypergradient_methods.hpp"
@@ -42,12 +46,25 @@
 #include <algorithm>
 #include <cmath>
 #include <filesystem>
+#include <fstream>
+#include <iterator>
 #include <map>
 #include <memory>
 #include <ostream>
 
 namespace sama::app {
 namespace {
+
+// Stop reasons in the control all-reduce besides a signal number (1..64).
+constexpr int kStopDebug = 200;   // debug.preempt_step
+constexpr int kStopBudget = 201;  // checkpoint.wall_time_minutes
+
+std::string stop_reason_text(int reason) {
+  if (reason == kStopDebug) return "debug.preempt_step";
+  if (reason == kStopBudget) return "wall-time budget (checkpoint.wall_time_minutes)";
+  const char* name = reason == SIGUSR1 ? "SIGUSR1" : reason == SIGTERM ? "SIGTERM" : reason == SIGINT ? "SIGINT" : nullptr;
+  return name ? fmt::format("{} received", name) : fmt::format("signal {} received", reason);
+}
 
 using real = float;
 // The collapse detector judges the weights' spread only while the losses they are computed from
@@ -227,6 +244,7 @@ class Trainer {
   }
 
   RunResult run();
+  long total_steps() const { return total_steps_; }
 
  private:
   std::uint64_t seed() const { return static_cast<std::uint64_t>(deck_.train.seed); }
@@ -250,8 +268,9 @@ class Trainer {
   /// Forward, weights and the summed gradient; returns this rank's loss sum (non-finite flags trouble).
   double base_gradient();
   void base_update(double lr, double loss_sum);
-  /// One small all-reduce per step: [any rank non-finite, stop requested, time checkpoint due].
-  std::array<int, 3> agree(bool nonfinite, bool stop, bool time_due);
+  /// One small all-reduce per step (maximum over ranks): [any rank non-finite, stop reason (0: none;
+  /// a signal number; kStopDebug; kStopBudget), time checkpoint due, launcher gone].
+  std::array<int, 4> agree(bool nonfinite, int stop_reason, bool time_due, bool orphaned);
   void write_checkpoint(long step, const char* why);
   void log_and_evaluate(long done, double lr, bool log_now, bool eval_now, double window_s, double elapsed_s,
                         io::MetricsWriter& metrics);
@@ -422,10 +441,10 @@ void Trainer::base_update(double lr, double loss_sum) {
   if (scores_) record_scores();
 }
 
-std::array<int, 3> Trainer::agree(bool nonfinite, bool stop, bool time_due) {
-  std::array<int, 3> f{nonfinite ? 1 : 0, stop ? 1 : 0, time_due ? 1 : 0};
+std::array<int, 4> Trainer::agree(bool nonfinite, int stop_reason, bool time_due, bool orphaned) {
+  std::array<int, 4> f{nonfinite ? 1 : 0, stop_reason, time_due ? 1 : 0, orphaned ? 1 : 0};
   if (comm_.size() > 1)
-    comm::check_mpi(MPI_Allreduce(MPI_IN_PLACE, f.data(), 3, MPI_INT, MPI_MAX, comm_.get()), "MPI_Allreduce(control)",
+    comm::check_mpi(MPI_Allreduce(MPI_IN_PLACE, f.data(), 4, MPI_INT, MPI_MAX, comm_.get()), "MPI_Allreduce(control)",
                     comm_.get());
   return f;
 }
@@ -1201,6 +1220,9 @@ RunResult Trainer::run() {
   say("sama: {} on {} ({} train, {} meta, {} test samples, {} features, {} classes), noise {} {:.2f}",
       deck_.meta.method, data_.train.source, data_.split.train_ids.size(), data_.split.meta_ids.size(),
       data_.test.n, data_.train.features(), data_.train.num_classes, deck_.data.noise_type, deck_.data.noise_rate);
+  if (!data_.train.checksum.empty())
+    say("sama: data read in full and checked: {} {}, {} {}", data_.train.source, data_.train.checksum,
+        data_.test.source, data_.test.checksum);
   if (!deck_.data.keep_mask.empty())
     say("sama: training on the {} of {} training samples kept by {}", data_.kept.size(), data_.split.train_ids.size(),
         deck_.data.keep_mask);
@@ -1227,7 +1249,7 @@ RunResult Trainer::run() {
     const double lr = optim::learning_rate(schedule_, deck_.optimizer.lr, step);
     const char* phase = "base step";
     const long done = step + 1;
-    std::array<int, 3> control{};
+    std::array<int, 4> control{};
     try {
       if (step == deck_.debug.fail_step && comm_.rank() == deck_.debug.fail_rank)
         fail("failure injected by debug.fail_step/debug.fail_rank");
@@ -1242,10 +1264,22 @@ RunResult Trainer::run() {
       // timed checkpoint is due (decided on rank 0's clock), in one small all-reduce.
       const bool bad = !std::isfinite(loss_sum) || !ops::all_finite<real>(grad_);
       const double budget_s = 60.0 * ck.wall_time_minutes;
-      const bool stop = stop_signal() != 0 || step == deck_.debug.preempt_step ||
-                        (budget_s > 0 && comm_.rank() == 0 && wall.seconds() >= budget_s);
+      const int stop = stop_signal() != 0                 ? stop_signal()
+                       : step == deck_.debug.preempt_step ? kStopDebug
+                       : budget_s > 0 && comm_.rank() == 0 && wall.seconds() >= budget_s ? kStopBudget
+                                                                                        : 0;
       const bool time_due = ck.every_minutes > 0 && comm_.rank() == 0 && since_checkpoint.seconds() >= 60.0 * ck.every_minutes;
-      control = agree(bad, stop, time_due);
+      control = agree(bad, stop, time_due, launcher_gone());
+      if (control[3]) {
+        // mpirun (or orted) died, e.g. by kill -9: this rank is an orphan. Stop at once on every rank,
+        // writing nothing (a resume or a new run may already own the directory).
+        std::fprintf(stderr,
+                     "sama: rank %d: the launcher (parent process %d) is gone: stopping at step %ld without "
+                     "writing anything\n",
+                     comm_.rank(), launcher_pid(), step);
+        std::fflush(nullptr);
+        std::_Exit(1);
+      }
       if (control[0]) {
         ++nonfinite_total_;
         ++nonfinite_run_;
@@ -1281,19 +1315,25 @@ RunResult Trainer::run() {
     }
     // Checkpoints: on a stop request (then exit asking for a requeue), every N steps, every M minutes.
     const bool stop_now = control[1] != 0 && done < total_steps_;
-    if (checkpoints && (stop_now || control[2] || (ck.every_steps > 0 && done % ck.every_steps == 0 && done < total_steps_))) {
+    // A final checkpoint at completion: the state a later extension (more epochs) continues from.
+    const bool final = done == total_steps_;
+    if (checkpoints && (stop_now || control[2] || final || (ck.every_steps > 0 && done % ck.every_steps == 0))) {
       train_seconds_ += train_timer.seconds();
-      write_checkpoint(done, stop_now ? "stop requested" : "scheduled");
+      write_checkpoint(done, stop_now ? "stop requested" : final ? "final" : "scheduled");
       since_checkpoint.reset();
       train_timer.reset();
     }
     if (stop_now) {
       result_.preempted = true;
       result_.steps = done;
-      say("sama: stopped at step {} on request ({}); checkpoint committed {:.2f} s after the request; exit code {} "
-          "asks for a requeue",
-          done, stop_signal() ? "signal" : step == deck_.debug.preempt_step ? "debug.preempt_step" : "wall-time budget",
-          seconds_since_stop_signal(), kExitRequeue);
+      result_.stop_reason = control[1];
+      const bool interrupt = control[1] == SIGINT;
+      say("sama: stopped at step {} on request ({}{}); checkpoint committed{}; exit code {}{}",
+          done, stop_reason_text(control[1]),
+          stop_signal() == 0 && control[1] < kStopDebug ? fmt::format(" by another rank") : std::string(),
+          stop_signal() != 0 ? fmt::format(" {:.2f} s after the request", seconds_since_stop_signal()) : std::string(),
+          interrupt ? kExitInterrupted : kExitRequeue,
+          interrupt ? " (interrupted; continue with --resume auto)" : " asks for a requeue");
       result_.stop_to_checkpoint_seconds = seconds_since_stop_signal();
       return result_;
     }
@@ -1327,6 +1367,102 @@ RunResult Trainer::run() {
   return r;
 }
 
+/// Bytes of memory available to this process: MemAvailable, and the cgroup limit less its usage when
+/// there is one (cgroup v2, else v1).
+double available_bytes() {
+  auto read_number = [](const char* path) -> double {
+    std::FILE* f = std::fopen(path, "r");
+    if (!f) return -1;
+    char buf[64] = {};
+    const bool ok = std::fgets(buf, sizeof(buf), f) != nullptr;
+    std::fclose(f);
+    if (!ok || std::string(buf).rfind("max", 0) == 0) return -1;
+    return std::strtod(buf, nullptr);
+  };
+  double avail = -1;
+  if (std::FILE* f = std::fopen("/proc/meminfo", "r")) {
+    char line[256];
+    while (std::fgets(line, sizeof(line), f))
+      if (std::string(line).rfind("MemAvailable:", 0) == 0) avail = 1024.0 * std::strtod(line + 13, nullptr);
+    std::fclose(f);
+  }
+  double limit = read_number("/sys/fs/cgroup/memory.max"), used = read_number("/sys/fs/cgroup/memory.current");
+  if (limit < 0) {
+    limit = read_number("/sys/fs/cgroup/memory/memory.limit_in_bytes");
+    used = read_number("/sys/fs/cgroup/memory/memory.usage_in_bytes");
+    if (limit > 1e18) limit = -1;  // v1's "no limit"
+  }
+  if (limit > 0) {
+    const double room = limit - std::max(used, 0.0);
+    avail = avail < 0 ? room : std::min(avail, room);
+  }
+  return avail;
+}
+
+/// Estimates the run's peak memory per rank before anything large is allocated, prints it, and
+/// refuses a run that does not fit in the memory available to the rank (that of the node shared by
+/// the ranks on it). SAMA_MEMORY_AVAILABLE_MB overrides the available memory (tests).
+double check_memory(const Deck& deck, const Data& data, const RunOptions& options, const comm::Communicator& comm) {
+  const auto widths = widths_of(deck, data.train.features(), static_cast<std::size_t>(data.train.num_classes));
+  double params = 0, units = 0;
+  for (std::size_t i = 0; i + 1 < widths.size(); ++i) {
+    params += double(widths[i]) * double(widths[i + 1]) + double(widths[i + 1]);
+    units += double(widths[i + 1]);
+  }
+  const double f = sizeof(float);
+  const std::string& m = deck.meta.method;
+  const double opt_vectors = deck.optimizer.cfg.name == "sgd" ? 2 : 3;  // moments (+ the stored gradient D)
+  // θ, its gradient, the optimizer's state; the meta step's v, w, θ backup and probe gradient; solver
+  // vectors (neumann, cg); the unroll history (K parameter vectors and their batches).
+  double vectors = 2 + opt_vectors + (m == "none" ? 0 : 4) + (m == "neumann" || m == "cg" ? 4 : 0);
+  const double ws = double(std::max({deck.train.batch_size, deck.meta.batch_size, deck.train.eval_batch}));
+  double history = 0;
+  if (m == "unrolled") history = double(deck.meta.k) * (params * f + ws * double(data.train.features()) * f);
+  const double parameters = vectors * params * f;
+  // Activations, pre-activations, their gradients and tangents, per layer, for the largest batch; the
+  // GEMM workspaces and the batch buffers.
+  const double activations = 6.0 * ws * (units + double(widths[0])) * f + 3.0 * ws * double(widths[0]) * f;
+  const double scores = deck.scores.enabled ? 12.0 * 8.0 * double(data.train.n) : 0.0;
+  const double loaded = double(data.train.u8.size() + data.test.u8.size()) +
+                        f * double(data.train.f32.size() + data.test.f32.size()) +
+                        8.0 * double(data.train.n + data.test.n);
+  // What the process holds already (libraries, MPI, Kokkos) and does not give back.
+  double baseline = 0;
+  if (std::FILE* sf = std::fopen("/proc/self/statm", "r")) {
+    long pages = 0, resident = 0;
+    if (std::fscanf(sf, "%ld %ld", &pages, &resident) == 2) baseline = double(resident) * double(::sysconf(_SC_PAGESIZE));
+    std::fclose(sf);
+  }
+  baseline = std::max(0.0, baseline - loaded);
+  const double total = parameters + history + activations + scores + loaded + baseline;
+  int local = options.ranks_per_node;
+  if (local <= 0) {
+    MPI_Comm node;
+    MPI_Comm_split_type(comm.get(), MPI_COMM_TYPE_SHARED, 0, MPI_INFO_NULL, &node);
+    MPI_Comm_size(node, &local);
+    MPI_Comm_free(&node);
+  }
+  double avail = available_bytes();
+  if (const char* o = std::getenv("SAMA_MEMORY_AVAILABLE_MB")) avail = 1e6 * std::strtod(o, nullptr);
+  const double per_rank = avail > 0 ? avail / std::max(local, 1) : -1;
+  const auto mb = [](double b) { return b / 1e6; };
+  const std::string breakdown =
+      fmt::format("parameters and optimizer/meta state {:.0f} MB ({:.0f} parameters x {:.0f} vectors), unroll "
+                  "history {:.0f} MB, activations and workspaces {:.0f} MB, score sums {:.0f} MB, data {:.0f} MB, process "
+                  "{:.0f} MB",
+                  mb(parameters), params, vectors, mb(history), mb(activations), mb(scores), mb(loaded), mb(baseline));
+  if (comm.rank() == 0 && options.log)
+    *options.log << fmt::format("sama: memory estimate {:.0f} MB per rank ({}); {} available per rank\n", mb(total),
+                                breakdown,
+                                per_rank > 0 ? fmt::format("{:.0f} MB", mb(per_rank)) : std::string("unknown"));
+  if (per_rank > 0 && total > per_rank)
+    fail("{}: this run needs about {:.0f} MB per rank ({}), more than the {:.0f} MB available to each of the {} "
+         "rank(s) on this node (MemAvailable or the cgroup memory limit, shared by the ranks): use a smaller model "
+         "(model.hidden) or batch, or fewer ranks per node",
+         deck.file, mb(total), breakdown, mb(per_rank), local);
+  return mb(total);
+}
+
 }  // namespace
 
 RunResult train(const Deck& deck, const RunOptions& options, const comm::Communicator& comm) {
@@ -1344,36 +1480,85 @@ RunResult train(const Deck& deck, const RunOptions& options, const comm::Communi
     fail("{}: meta.batch_size = {} exceeds the meta set of {} samples", deck.file, deck.meta.batch_size,
          data.split.meta_ids.size());
   const auto train_samples = static_cast<long>(data.kept.size());
+  const std::string train_checksum = data.train.checksum, test_checksum = data.test.checksum;
+  const double memory_mb = check_memory(deck, data, options, comm);  // refuses a run that cannot fit, before allocating it
+  const bool want_resume = options.resume || options.resume_if_present;
+  // The run directory: checked (a fresh run never silently replaces a completed or interrupted run),
+  // created and locked by rank 0 before any rank reads a checkpoint from it; the lock is held until
+  // this function returns (or the process dies).
+  io::RunDirLock lock;
+  std::string extended_summary;  // a completed run being extended: where its summary.json was moved
+  if (!options.out_dir.empty()) {
+    if (comm.rank() == 0) {
+      io::check_run_dir(options.out_dir, {deck.file, deck.data.train_file, deck.data.test_file, deck.data.keep_mask},
+                        want_resume, options.overwrite);
+      lock = io::RunDirLock(options.out_dir);
+      for (const auto& f : io::remove_stale_temporaries(options.out_dir))
+        if (options.log) *options.log << "sama: removed the leftover of a failed or killed write: " << f << "\n";
+    }
+    comm.barrier();  // the directory is ours before any rank reads its checkpoints
+  }
   Trainer trainer(deck, options, comm, std::move(data));
   bool resuming = false;
-  if (options.resume || options.resume_if_present) {
+  if (want_resume) {
     if (options.out_dir.empty()) fail("resuming needs the run directory (--out)");
-    if (fs::exists(fs::path(options.out_dir) / "summary.json"))
-      fail("run directory '{}' holds a completed run (summary.json): nothing to resume", options.out_dir);
+    const bool completed = fs::exists(fs::path(options.out_dir) / "summary.json");
     // Every rank reads the checkpoint itself (read-only) and takes the same decision.
     const auto found = io::find_checkpoint(io::checkpoint_dir(options.out_dir));
+    if (completed && found) {
+      // Extending a completed run starts from its final checkpoint, never from an earlier one.
+      std::ifstream in(fs::path(options.out_dir) / "summary.json");
+      std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+      const auto at = text.find("\"steps\": ");
+      const long steps = at == std::string::npos ? -1 : std::atol(text.c_str() + at + 9);
+      if (steps != found->data.step)
+        fail("run directory '{}' holds a completed run of {} steps whose newest good checkpoint is at step {}: it "
+             "has no final checkpoint (written by an older sama, or damaged), so it cannot be extended",
+             options.out_dir, steps, found->data.step);
+    }
+    if (completed && (!found || found->data.step >= trainer.total_steps()))
+      fail("run directory '{}' holds a completed run (summary.json){}: nothing to resume. To train it longer, "
+           "resume it with a larger train.epochs or train.steps (--set train.steps=N)",
+           options.out_dir,
+           found ? fmt::format(" of {} steps; this deck asks for {}", found->data.step, trainer.total_steps())
+                 : std::string(" without a final checkpoint"));
     if (found) {
       for (const auto& problem : found->rejected)
         if (comm.rank() == 0 && options.log) *options.log << "sama: skipping damaged checkpoint: " << problem << "\n";
+      for (const auto& note : found->notes)
+        if (comm.rank() == 0 && options.log) *options.log << "sama: note: " << note << "\n";
       const std::string why = resume_incompatibility(found->data.deck, deck);
       if (!why.empty())
         fail("checkpoint '{}' does not match deck '{}': {}", found->data.source, deck.file, why);
+      if (found->data.step > trainer.total_steps())
+        fail("checkpoint '{}' is at step {}, past the {} steps this deck asks for: raise train.epochs/train.steps",
+             found->data.source, found->data.step, trainer.total_steps());
       trainer.restore(found->data);
       resuming = true;
       if (comm.rank() == 0 && options.log)
-        *options.log << fmt::format("sama: resuming from {} (step {}, written by {} rank(s))\n", found->data.source,
-                                    found->data.step, found->data.ranks);
+        *options.log << fmt::format("sama: resuming from {} (step {}, written by {} rank(s)){}\n", found->data.source,
+                                    found->data.step, found->data.ranks,
+                                    completed ? fmt::format("; extending the completed run to {} steps",
+                                                            trainer.total_steps())
+                                              : std::string());
+      if (completed && comm.rank() == 0) {
+        // The run is incomplete again until the extension ends: its summary is kept aside (atomically
+        // renamed) and replaced by the new one at the end.
+        extended_summary =
+            (fs::path(options.out_dir) / fmt::format("summary.step_{}.json", found->data.step)).string();
+        io::commit_file((fs::path(options.out_dir) / "summary.json").string(), extended_summary);
+      }
     } else if (options.resume) {
       fail("no checkpoint to resume from in '{}'", io::checkpoint_dir(options.out_dir));
     }
   }
   if (!options.out_dir.empty() && comm.rank() == 0) {
-    io::prepare_run_dir(options.out_dir, {deck.file, deck.data.train_file, deck.data.test_file, deck.data.keep_mask},
-                        resuming);
+    io::prepare_run_dir(options.out_dir, resuming);
     io::write_file_atomic((fs::path(options.out_dir) / "deck.resolved.toml").string(), to_toml(deck));
   }
   comm.barrier();  // the run directory exists before any rank writes a checkpoint
   RunResult r = trainer.run();
+  r.memory_estimate_mb = memory_mb;
   if (r.preempted) return r;  // a checkpoint, no summary: the run is not complete
   if (!options.out_dir.empty() && comm.rank() == 0) {
     io::JsonObject j;
@@ -1408,6 +1593,11 @@ RunResult train(const Deck& deck, const RunOptions& options, const comm::Communi
     j.set("deck", deck.file);
     j.set("train_samples", train_samples);
     j.set("keep_mask", deck.data.keep_mask);
+    // Provenance of the data read (FNV-1a 64 of the files' bytes; empty for synthetic data).
+    j.set("train_data_checksum", train_checksum);
+    j.set("test_data_checksum", test_checksum);
+    j.set("memory_estimate_mb", r.memory_estimate_mb);
+    if (!extended_summary.empty()) j.set("extended_from", fs::path(extended_summary).filename().string());
     io::write_file_atomic((fs::path(options.out_dir) / "summary.json").string(), j.str());
   }
   return r;

@@ -10,9 +10,11 @@
 #include <csignal>
 #include <cstdio>
 #include "sama/io/h5.hpp"
+#include "sama/io/safe_file.hpp"
 
 #include <cmath>
 #include <cstdint>
+#include <filesystem>
 #include <limits>
 #include <string>
 #include <vector>
@@ -22,7 +24,8 @@ namespace sama::data {
 namespace {
 
 constexpr std::uint64_t kMaxBytes = std::uint64_t(1) << 32;  // 4 GiB of pixel data
-constexpr std::int64_t kMaxLabel = 65535;                     // at most 65536 classes
+constexpr std::int64_t kMaxLabel = 65535;
+constexpr float kMaxPixel = 1e15f;  // float pixels beyond this overflow the variance (squares, sums)                     // at most 65536 classes
 
 std::string dims_string(const std::vector<hsize_t>& dims) {
   std::string s = "[";
@@ -59,7 +62,28 @@ io::H5Handle require_dataset(hid_t file, const std::string& path, const std::str
 
 Dataset read_hdf5(const std::string& path) {
   io::ScopedErrorSilence quiet;
-  io::H5Handle file = io::open_file(path);
+  // The whole file is read once, checked against the file as opened (a file truncated or replaced
+  // during the read is an error: HDF5 itself reads past the end of a shrunk file as zeros), and HDF5
+  // parses that snapshot in memory (core driver).
+  const io::FileBytes bytes = io::read_regular_file(path, "HDF5 data file", kMaxBytes * 2);
+  bool signature = false;  // at 0, 512, 1024, 2048, ... (after a user block)
+  for (std::size_t at = 0; !signature && at + 8 <= bytes.bytes.size(); at = at ? 2 * at : 512)
+    signature = bytes.bytes.compare(at, 8, "\x89HDF\r\n\x1a\n") == 0;
+  if (!signature) fail("{}: not an HDF5 file (no HDF5 signature found)", path);
+  io::H5Handle fapl = io::check_id(H5Pcreate(H5P_FILE_ACCESS), "creating a property list", path);
+  io::check(H5Pset_fapl_core(fapl, 1 << 20, false), "selecting the in-memory driver", path);
+  io::check(H5Pset_file_image(fapl, const_cast<char*>(bytes.bytes.data()), bytes.bytes.size()),
+            "handing over the file image", path);
+  // A name of its own (as H5LTopen_file_image does): the real path may be open in this process already.
+  // It lies in the file's directory, so that relative external links resolve as for the file itself;
+  // nothing is created there (in-memory driver without a backing store).
+  static int image_count = 0;
+  const std::string image_name =
+      (std::filesystem::path(path).parent_path() / fmt::format(".sama_file_image_{}_{}", ::getpid(), ++image_count))
+          .string();
+  io::set_display_name(image_name, path);
+  io::H5Handle file =
+      io::check_id(H5Fopen(image_name.c_str(), H5F_ACC_RDONLY, fapl), "opening the HDF5 file", path);
 
   io::H5Handle images = require_dataset(file, path, "/images");
   io::H5Handle labels = require_dataset(file, path, "/labels");
@@ -113,6 +137,7 @@ Dataset read_hdf5(const std::string& path) {
 
   Dataset d;
   d.source = path;
+  d.checksum = fmt::format("fnv1a64:{:016x}", bytes.fnv1a64);
   d.n = static_cast<std::size_t>(n);
   d.shape.assign(idims.begin() + 1, idims.end());
   const std::size_t total = static_cast<std::size_t>(n * features);
@@ -130,11 +155,15 @@ Dataset read_hdf5(const std::string& path) {
     for (std::size_t i = 0; i < d.n; ++i) {
       const float* row = d.f32.data() + i * nf;
       bool ok = true;
-      for (std::size_t j = 0; j < nf; ++j) ok &= std::isfinite(row[j]);
+      for (std::size_t j = 0; j < nf; ++j) ok &= std::isfinite(row[j]) && std::fabs(row[j]) <= kMaxPixel;
       if (!ok) {
         for (std::size_t j = 0; j < nf; ++j)
           if (!std::isfinite(row[j]))
             fail("{}: /images sample {} has a non-finite pixel ({}) at feature {}", path, i, row[j], j);
+          else if (std::fabs(row[j]) > kMaxPixel)
+            fail("{}: /images sample {} has a pixel of {:g} at feature {}, outside the accepted range [-{:g}, {:g}] "
+                 "(its square overflows the normalisation); rescale the data",
+                 path, i, row[j], j, kMaxPixel, kMaxPixel);
       }
     }
   }
@@ -169,6 +198,7 @@ void probe_hdf5_in_child(const std::string& path, const std::function<void(const
   if (pid == 0) {
     // Default actions, so that a crash here is a plain signal (no inherited MPI back-trace handler).
     for (int sig : {SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGABRT}) std::signal(sig, SIG_DFL);
+    ::unsetenv("SAMA_TEST_SHRINK_AFTER_OPEN");  // the test hook acts on the real read only
     int code = 0;
     try {
       reader(path);

@@ -4,6 +4,7 @@
 // payload (row-major). Only type 0x08 (unsigned byte) is supported.
 #include "sama/core/error.hpp"
 #include "sama/data/dataset.hpp"
+#include "sama/io/safe_file.hpp"
 
 #include <zlib.h>
 
@@ -30,6 +31,7 @@ class GzReader {
   explicit GzReader(const std::string& path) : path_(path) {
     std::error_code ec;
     if (std::filesystem::is_directory(path, ec)) fail("{}: cannot open IDX file: it is a directory", path);
+    io::require_regular_file(path, "IDX file", kMaxPayload);  // a FIFO or device is refused, never waited on
     errno = 0;
     f_ = gzopen(path.c_str(), "rb");
     if (f_ == nullptr) {
@@ -175,6 +177,9 @@ Dataset read_idx(const std::string& images_path, const std::string& labels_path)
 
   Dataset d;
   d.source = images_path + " + " + labels_path;
+  // Provenance (the gzip CRC and the size checks above guard the integrity of what was decoded).
+  d.checksum = fmt::format("fnv1a64:{:016x}+{:016x}", io::read_regular_file(images_path, "IDX file", kMaxPayload).fnv1a64,
+                           io::read_regular_file(labels_path, "IDX file", kMaxPayload).fnv1a64);
   d.n = n;
   d.shape.assign(img.dims.begin() + 1, img.dims.end());
   d.u8 = std::move(img.data);

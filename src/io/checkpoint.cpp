@@ -4,6 +4,7 @@
 #include "sama/core/error.hpp"
 #include "sama/io/h5.hpp"
 #include "sama/io/run_files.hpp"
+#include "sama/io/safe_file.hpp"
 
 #include <zlib.h>
 
@@ -118,7 +119,7 @@ std::string write_checkpoint(const std::string& dir, const CheckpointData& data,
     if (e.path().filename().string().find(".h5.tmp.") != std::string::npos) fs::remove(e.path(), ec);
   const std::string path = (fs::path(dir) / file_name_for(data.step)).string();
   const std::string tmp = path + ".tmp." + std::to_string(::getpid());
-  {
+  try {
     ScopedErrorSilence quiet;
     H5Handle file = create_file(tmp);
     write_attribute<std::int64_t>(file, "format_version", kCheckpointFormat);
@@ -135,8 +136,12 @@ std::string write_checkpoint(const std::string& dir, const CheckpointData& data,
     for (const auto& [n, v] : data.doubles) write_dataset<double>(file, "double/" + n, v.data(), {v.size()}, true);
     for (const auto& [n, v] : data.ints) write_dataset<std::int64_t>(file, "int64/" + n, v.data(), {v.size()}, true);
     check(H5Fflush(file, H5F_SCOPE_GLOBAL), "flushing", tmp);
+    file.close_checked(tmp);
+    commit_file(tmp, path);
+  } catch (...) {
+    fs::remove(tmp, ec);  // a failed write (disk full, ...) leaves no temporary behind
+    throw;
   }
-  commit_file(tmp, path);
   write_file_atomic((fs::path(dir) / "latest").string(), file_name_for(data.step) + "\n");
   // Keep the newest `keep` (at least the one just written and, with keep >= 2, the previous good one).
   const auto all = list_checkpoints(dir);
@@ -171,37 +176,47 @@ CheckpointData read_checkpoint(const std::string& path) {
 
 std::optional<FoundCheckpoint> find_checkpoint(const std::string& dir) {
   FoundCheckpoint found;
-  std::vector<std::string> tried;
   const std::string pointer = (fs::path(dir) / "latest").string();
-  std::vector<std::string> candidates;
+  std::string named;  // the file `latest` names, when it is well formed and exists
   std::error_code ec;
-  if (fs::exists(pointer, ec)) {
-    std::ifstream in(pointer);
+  if (fs::exists(pointer, ec) || fs::is_symlink(pointer, ec)) {
     std::string name;
-    std::getline(in, name);
+    try {
+      name = read_regular_file(pointer, "checkpoint pointer", 4096).bytes;  // never /dev/zero or a FIFO
+    } catch (const Error& e) {
+      found.rejected.push_back(e.what());
+    }
+    if (!name.empty() && name.back() == '\n') name.pop_back();
     static const std::regex pattern(R"(step_\d{12}\.h5)");
-    if (!std::regex_match(name, pattern)) {
+    if (!found.rejected.empty()) {
+    } else if (!std::regex_match(name, pattern)) {
       found.rejected.push_back(fmt::format("{}: does not name a checkpoint file", pointer));
     } else if (!fs::exists(fs::path(dir) / name, ec)) {
       found.rejected.push_back(fmt::format("{}: names '{}', which does not exist", pointer, name));
     } else {
-      candidates.push_back((fs::path(dir) / name).string());
+      named = name;
     }
   }
-  for (const auto& [step, path] : list_checkpoints(dir))
-    if (std::find(candidates.begin(), candidates.end(), path) == candidates.end()) candidates.push_back(path);
-  if (candidates.empty() && found.rejected.empty()) return std::nullopt;
-  for (const auto& path : candidates) {
+  const auto all = list_checkpoints(dir);
+  if (all.empty() && found.rejected.empty()) return std::nullopt;
+  for (const auto& [step, path] : all) {
     try {
       found.data = read_checkpoint(path);
+      if (found.data.step != step)
+        fail("checkpoint '{}' holds step {}, but its file name says step {} (renamed or copied?)", path,
+             found.data.step, step);
+      const std::string chosen = fs::path(path).filename().string();
+      if (!named.empty() && named != chosen)
+        found.notes.push_back(fmt::format("{} names {}, but the newer {} is good: resuming from the newer one",
+                                          pointer, named, chosen));
       return found;
     } catch (const Error& e) {
       found.rejected.push_back(e.what());
     }
   }
-  std::string all;
-  for (const auto& r : found.rejected) all += "\n  " + r;
-  fail("no usable checkpoint in '{}':{}", dir, all);
+  std::string all_problems;
+  for (const auto& r : found.rejected) all_problems += "\n  " + r;
+  fail("no usable checkpoint in '{}':{}", dir, all_problems);
 }
 
 }  // namespace sama::io

@@ -1,5 +1,6 @@
 // RAII helpers over the HDF5 C API; see include/sama/io/h5.hpp.
 #include "sama/io/h5.hpp"
+#include "sama/io/safe_file.hpp"
 
 #include "sama/core/error.hpp"
 
@@ -8,6 +9,7 @@
 #include <cstring>
 #include <filesystem>
 #include <limits>
+#include <map>
 #include <type_traits>
 
 namespace sama::io {
@@ -94,6 +96,13 @@ void delete_attribute_if_present(hid_t obj, const std::string& name, const std::
 
 // ------------------------------------------------------------------------------------ handle
 
+void H5Handle::close_checked(const std::string& file) {
+  if (id_ < 0) return;
+  ScopedErrorSilence quiet;
+  const hid_t id = release();
+  if (H5Fclose(id) < 0) fail("{}: closing the HDF5 file failed: {}", file, last_error());
+}
+
 void H5Handle::reset(hid_t id) noexcept {
   if (id_ >= 0) {
     ScopedErrorSilence quiet;
@@ -139,6 +148,15 @@ ScopedErrorSilence::ScopedErrorSilence() {
 }
 ScopedErrorSilence::~ScopedErrorSilence() { H5Eset_auto2(H5E_DEFAULT, func_, data_); }
 
+namespace {
+std::map<std::string, std::string>& display_names() {
+  static std::map<std::string, std::string> names;
+  return names;
+}
+}  // namespace
+
+void set_display_name(const std::string& internal, const std::string& shown) { display_names()[internal] = shown; }
+
 std::string file_name(hid_t loc) {
   ScopedErrorSilence quiet;
   const ssize_t len = H5Fget_name(loc, nullptr, 0);
@@ -146,7 +164,8 @@ std::string file_name(hid_t loc) {
   std::string s(static_cast<std::size_t>(len) + 1, '\0');
   if (H5Fget_name(loc, s.data(), s.size()) < 0) return "<HDF5 file>";
   s.resize(static_cast<std::size_t>(len));
-  return s;
+  const auto it = display_names().find(s);
+  return it != display_names().end() ? it->second : s;
 }
 
 // ------------------------------------------------------------------------------------ files
@@ -155,8 +174,10 @@ H5Handle open_file(const std::string& path, bool writable, hid_t fapl) {
   ScopedErrorSilence quiet;
   std::error_code ec;
   if (std::filesystem::is_directory(path, ec)) fail("{}: cannot open HDF5 file: it is a directory", path);
-  {
-    std::FILE* f = std::fopen(path.c_str(), writable ? "r+b" : "rb");
+  // Only a regular file (a FIFO or a device would block or never end), opened without blocking.
+  require_regular_file(path, "HDF5 file", std::uint64_t(1) << 40);
+  if (writable) {
+    std::FILE* f = std::fopen(path.c_str(), "r+b");
     if (f == nullptr) fail("{}: cannot open HDF5 file: {}", path, std::strerror(errno));
     std::fclose(f);
   }

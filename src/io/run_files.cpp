@@ -4,12 +4,14 @@
 #include "sama/io/h5.hpp"
 
 #include <fcntl.h>
+#include <sys/file.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
 #include <cmath>
 #include <cstring>
+#include <ctime>
 #include <filesystem>
 
 namespace sama::io {
@@ -28,13 +30,37 @@ void fsync_path(const std::string& path, bool directory) {
 }
 }  // namespace
 
-void prepare_run_dir(const std::string& dir, const std::vector<std::string>& inputs, bool resuming) {
+RunDirInfo inspect_run_dir(const std::string& dir) {
+  std::error_code ec;
+  RunDirInfo info;
+  if (fs::exists(fs::path(dir) / "summary.json", ec)) {
+    info.state = RunDirState::completed;
+    info.detail = "a completed run (summary.json)";
+    return info;
+  }
+  long newest = -1;
+  for (const auto& e : fs::directory_iterator(fs::path(dir) / "checkpoints", ec)) {
+    const std::string name = e.path().filename().string();
+    if (name.size() == 20 && name.rfind("step_", 0) == 0 && name.substr(17) == ".h5")
+      newest = std::max(newest, std::atol(name.substr(5, 12).c_str()));
+  }
+  std::vector<std::string> found;
+  if (newest >= 0) found.push_back(fmt::format("checkpoints up to step {}", newest));
+  for (const char* name : kOutputs)
+    if (fs::exists(fs::path(dir) / name, ec)) found.push_back(name);
+  if (!found.empty()) {
+    info.state = RunDirState::interrupted;
+    std::string list;
+    for (const auto& f : found) list += (list.empty() ? "" : ", ") + f;
+    info.detail = "an interrupted run (" + list + "; no summary.json)";
+  }
+  return info;
+}
+
+void check_run_dir(const std::string& dir, const std::vector<std::string>& inputs, bool resuming, bool overwrite) {
   std::error_code ec;
   if (fs::exists(dir, ec) && !fs::is_directory(dir, ec))
     fail("output directory '{}' exists and is not a directory", dir);
-  if (fs::exists(fs::path(dir) / "summary.json", ec))
-    fail("output directory '{}' already holds a completed run (summary.json); choose another --out or remove it",
-         dir);
   for (const auto& in : inputs) {
     if (in.empty() || !fs::exists(in, ec)) continue;
     for (const char* name : kOutputs) {
@@ -43,11 +69,98 @@ void prepare_run_dir(const std::string& dir, const std::vector<std::string>& inp
         fail("output file '{}' would overwrite the input '{}'; choose another --out", out.string(), in);
     }
   }
+  if (resuming || overwrite) return;
+  const RunDirInfo info = inspect_run_dir(dir);
+  if (info.state == RunDirState::completed)
+    fail("output directory '{}' already holds {}; choose another --out, extend it with --resume {} and a larger "
+         "train.epochs/train.steps, or pass --overwrite to replace it",
+         dir, info.detail, dir);
+  if (info.state == RunDirState::interrupted)
+    fail("output directory '{}' holds {}; continue it with --resume auto (or --resume {}), or pass --overwrite to "
+         "discard it",
+         dir, info.detail, dir);
+}
+
+namespace {
+std::string lock_holder(int fd) {
+  char buf[512] = {};
+  const ssize_t n = ::pread(fd, buf, sizeof(buf) - 1, 0);
+  std::string s = n > 0 ? std::string(buf, static_cast<std::size_t>(n)) : std::string("an unknown process");
+  while (!s.empty() && (s.back() == '\n' || s.back() == ' ')) s.pop_back();
+  return s;
+}
+}  // namespace
+
+RunDirLock::RunDirLock(const std::string& dir) {
+  std::error_code ec;
+  fs::create_directories(dir, ec);
+  if (ec) fail("cannot create output directory '{}': {}", dir, ec.message());
+  const std::string path = (fs::path(dir) / ".lock").string();
+  fd_ = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0644);
+  if (fd_ < 0) fail("cannot open the run directory lock '{}': {}", path, std::strerror(errno));
+  if (::flock(fd_, LOCK_EX | LOCK_NB) != 0) {
+    const int err = errno;
+    const std::string holder = lock_holder(fd_);
+    ::close(fd_);
+    fd_ = -1;
+    if (err == EWOULDBLOCK)
+      fail("output directory '{}' is in use by another sama run ({}; lock {}): wait for it to end, or stop it, "
+           "or choose another --out",
+           dir, holder, path);
+    fail("cannot lock the run directory '{}' ({}): {}", dir, path, std::strerror(err));
+  }
+  char host[256] = {};
+  ::gethostname(host, sizeof(host) - 1);
+  char since[64] = {};
+  const std::time_t now = std::time(nullptr);
+  std::tm utc{};
+  gmtime_r(&now, &utc);
+  std::strftime(since, sizeof(since), "%Y-%m-%dT%H:%M:%SZ", &utc);
+  const std::string who = fmt::format("pid {} on host {}, since {}\n", ::getpid(), host, since);
+  if (::ftruncate(fd_, 0) != 0 || ::pwrite(fd_, who.data(), who.size(), 0) != static_cast<ssize_t>(who.size()))
+    fail("cannot write the run directory lock '{}': {}", path, std::strerror(errno));
+}
+
+RunDirLock::~RunDirLock() {
+  if (fd_ >= 0) ::close(fd_);  // releases the flock (the file stays: removing it would race a new locker)
+}
+
+RunDirLock& RunDirLock::operator=(RunDirLock&& o) noexcept {
+  if (this != &o) {
+    if (fd_ >= 0) ::close(fd_);
+    fd_ = o.fd_;
+    o.fd_ = -1;
+  }
+  return *this;
+}
+
+std::vector<std::string> remove_stale_temporaries(const std::string& dir) {
+  std::vector<std::string> removed;
+  std::error_code ec;
+  for (const fs::path& d : {fs::path(dir), fs::path(dir) / "checkpoints"}) {
+    for (const auto& e : fs::directory_iterator(d, ec)) {
+      const std::string name = e.path().filename().string();
+      const bool partial = name.size() > 8 && name.compare(name.size() - 8, 8, ".partial") == 0;
+      if ((partial || name.find(".tmp.") != std::string::npos) && e.is_regular_file(ec)) {
+        fs::remove(e.path(), ec);
+        removed.push_back(e.path().string());
+      }
+    }
+  }
+  return removed;
+}
+
+void prepare_run_dir(const std::string& dir, bool resuming) {
+  std::error_code ec;
   fs::create_directories(dir, ec);
   if (ec) fail("cannot create output directory '{}': {}", dir, ec.message());
   if (resuming) return;  // keep metrics.csv (truncated to the checkpoint later) and the checkpoints
   for (const char* name : kOutputs) fs::remove(fs::path(dir) / name, ec);
   fs::remove_all(fs::path(dir) / "checkpoints", ec);
+  for (const auto& e : fs::directory_iterator(dir, ec)) {  // the summaries of an extended run
+    const std::string name = e.path().filename().string();
+    if (name.rfind("summary.step_", 0) == 0) fs::remove(e.path(), ec);
+  }
 }
 
 void commit_file(const std::string& tmp_path, const std::string& path) {
@@ -60,14 +173,22 @@ void commit_file(const std::string& tmp_path, const std::string& path) {
 
 void write_file_atomic(const std::string& path, const std::string& content) {
   const std::string tmp = path + ".tmp." + std::to_string(::getpid());
-  {
-    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-    if (!out) fail("cannot create '{}': {}", tmp, std::strerror(errno));
-    out << content;
-    out.flush();
-    if (!out) fail("cannot write '{}': {}", tmp, std::strerror(errno));
+  try {
+    {
+      std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
+      if (!out) fail("cannot create '{}': {}", tmp, std::strerror(errno));
+      out << content;
+      out.flush();
+      if (!out) fail("cannot write '{}': {}", tmp, std::strerror(errno));
+      out.close();
+      if (!out) fail("cannot write '{}': {}", tmp, std::strerror(errno));
+    }
+    commit_file(tmp, path);
+  } catch (...) {
+    std::error_code ec;
+    fs::remove(tmp, ec);  // a failed write leaves nothing behind
+    throw;
   }
-  commit_file(tmp, path);
 }
 
 MetricsWriter::MetricsWriter(const std::string& path, std::vector<std::string> columns, bool append)
@@ -130,7 +251,7 @@ void write_sample_table(const std::string& path, const SampleTable& t, const std
                    t.label_true.size() == n && t.is_noisy.size() == n,
                "{}: sample table columns have different lengths", path);
   const std::string tmp = path + ".tmp." + std::to_string(::getpid());
-  {
+  try {
     ScopedErrorSilence quiet;
     H5Handle file = create_file(tmp);
     write_vector(file, "sample_id", t.sample_id);
@@ -143,6 +264,11 @@ void write_sample_table(const std::string& path, const SampleTable& t, const std
     write_vector(file, "is_noisy", t.is_noisy);
     for (const auto& [k, v] : attrs) write_string_attribute(file, k, v);
     check(H5Fflush(file, H5F_SCOPE_GLOBAL), "flush", tmp);
+    file.close_checked(tmp);
+  } catch (...) {
+    std::error_code ec;
+    fs::remove(tmp, ec);  // a failed write leaves nothing behind
+    throw;
   }
   commit_file(tmp, path);
 }

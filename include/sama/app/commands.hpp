@@ -13,6 +13,7 @@ struct TrainArgs {
   std::string out;  // "" = runs/<deck stem>
   std::vector<std::string> set;
   std::string resume;  // "" (fresh run), a run directory, or "auto" (resume --out if it has a checkpoint)
+  bool overwrite = false;  // a fresh run may replace a completed or interrupted run in --out
 };
 /// `sama train`: returns the process exit code (0, or kExitRequeue after a stop on request).
 int run_train(const TrainArgs& args, const comm::Communicator& comm, std::ostream& log);

@@ -123,6 +123,7 @@ struct Deck {
   ParallelConfig parallel;
   CheckpointConfig checkpoint;
   DebugConfig debug;
+  std::vector<std::string> notes;  // said on the run header: an empty deck, a repeated --set key
 };
 
 /// Reads and validates a deck; overrides are "section.key=value" (value in TOML syntax, or a bare

@@ -19,6 +19,8 @@ struct RunOptions {
   bool keep_parameters = false; // return the final θ and λ in RunResult (tests)
   bool resume = false;          // continue from the newest good checkpoint in out_dir/checkpoints
   bool resume_if_present = false; // ... only if there is one (--resume auto); otherwise start afresh
+  bool overwrite = false;         // a fresh run may replace a completed or interrupted run in out_dir
+  int ranks_per_node = 0;         // for the memory check (0: ask MPI)
 };
 
 struct RunResult {
@@ -33,6 +35,7 @@ struct RunResult {
   double samples_per_second = 0;  // base samples (global batch) per second of training
   double train_seconds = 0;
   double peak_rss_mb = 0;
+  double memory_estimate_mb = 0;  // the estimate printed before allocating
   double gemm_flops = 0;          // GEMM FLOPs counted during the timed training steps
   std::vector<GemmRecorder::Call> gemm_calls;  // with RunOptions::record_gemm_calls
   long meta_steps = 0;
@@ -43,6 +46,7 @@ struct RunResult {
   double comm_exposed_seconds = 0;  // time spent waiting for gradient all-reduces
   std::vector<float> theta, lambda;  // with RunOptions::keep_parameters
   bool preempted = false;            // stopped early on request with a committed checkpoint
+  int stop_reason = 0;               // why: the signal number, or 200 (debug.preempt_step), 201 (wall-time budget)
   double stop_to_checkpoint_seconds = 0;  // from the stop signal to the committed checkpoint
   long nonfinite_steps = 0;          // steps skipped for a non-finite loss, gradient or hypergradient
   long resumed_from = -1;            // the checkpoint step this run continued from (-1: none)

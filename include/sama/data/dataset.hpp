@@ -17,6 +17,7 @@ struct Dataset {
   std::vector<std::uint8_t> u8;      // n * features() values, when the data are uint8
   std::vector<float> f32;            // n * features() values, when the data are float32
   std::vector<std::int32_t> labels;  // n labels in [0, num_classes)
+  std::string checksum;              // provenance: FNV-1a 64 of the file bytes read ("" when synthetic)
 
   std::size_t features() const;
   bool is_u8() const { return !u8.empty(); }

@@ -47,8 +47,11 @@ CheckpointData read_checkpoint(const std::string& path);
 struct FoundCheckpoint {
   CheckpointData data;
   std::vector<std::string> rejected;  // "<file>: <problem>" for every newer checkpoint that failed
+  std::vector<std::string> notes;     // e.g. `latest` names an older checkpoint than the one taken
 };
-/// The newest good checkpoint in `dir`: the one `latest` names, else the others by step, newest first.
+/// The newest good checkpoint in `dir`, by the step in the file names, newest first; a checkpoint whose
+/// stored step differs from its file name is rejected. `latest` is checked against the choice: a
+/// garbage or dangling `latest` is reported in `rejected`, one naming an older checkpoint in `notes`.
 /// nullopt when `dir` holds no checkpoint at all; throws sama::Error listing every problem when
 /// checkpoints exist but none is good.
 std::optional<FoundCheckpoint> find_checkpoint(const std::string& dir);

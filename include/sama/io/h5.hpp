@@ -42,6 +42,9 @@ class H5Handle {
     id_ = H5I_INVALID_HID;
     return id;
   }
+  /// Closes a file id and throws "<file>: closing failed: ..." when that fails (e.g. disk full while
+  /// the last metadata is written): a file is committed only after a clean close.
+  void close_checked(const std::string& file);
   /// Closes the current id (errors while closing are ignored) and takes `id`.
   void reset(hid_t id = H5I_INVALID_HID) noexcept;
 
@@ -73,6 +76,8 @@ class ScopedErrorSilence {
 };
 
 /// The name of the file that `loc` (any object in it) belongs to, or "<HDF5 file>" if unknown.
+/// Files opened from a memory image carry an internal name; messages show `shown` for it instead.
+void set_display_name(const std::string& internal, const std::string& shown);
 std::string file_name(hid_t loc);
 
 /// Opens an existing HDF5 file. A missing/unreadable file or one that is not HDF5 throws a clear

@@ -9,10 +9,44 @@
 
 namespace sama::io {
 
-/// Creates `dir` (and parents) for a new run. Refuses a directory that holds a completed run
-/// (summary.json) and removes the outputs of an earlier incomplete run. `inputs` are files the run
-/// reads: none of them may be one of the run's output files.
-void prepare_run_dir(const std::string& dir, const std::vector<std::string>& inputs, bool resuming = false);
+/// What a run directory holds: nothing of a run, an interrupted run (outputs or checkpoints but no
+/// summary.json), or a completed run (summary.json). `detail` says what was found.
+enum class RunDirState { empty, interrupted, completed };
+struct RunDirInfo {
+  RunDirState state = RunDirState::empty;
+  std::string detail;
+};
+RunDirInfo inspect_run_dir(const std::string& dir);
+
+/// Checks, before anything is written, that a run may use `dir`: it is not a file; `inputs` (files
+/// the run reads) are none of its output files; a fresh run (not resuming) refuses a completed or an
+/// interrupted run unless `overwrite`.
+void check_run_dir(const std::string& dir, const std::vector<std::string>& inputs, bool resuming, bool overwrite);
+
+/// Ownership of a run directory: an exclusive flock on <dir>/.lock, held while this object lives (the
+/// kernel drops it when the process dies, however it dies). Creates `dir`. A directory locked by
+/// another process is refused with its holder (pid, host, start time) named.
+class RunDirLock {
+ public:
+  RunDirLock() = default;
+  explicit RunDirLock(const std::string& dir);
+  ~RunDirLock();
+  RunDirLock(RunDirLock&& o) noexcept : fd_(o.fd_) { o.fd_ = -1; }
+  RunDirLock& operator=(RunDirLock&& o) noexcept;
+  RunDirLock(const RunDirLock&) = delete;
+  RunDirLock& operator=(const RunDirLock&) = delete;
+
+ private:
+  int fd_ = -1;
+};
+
+/// Under the lock: removes what writers that died or failed left behind (<name>.tmp.<pid> and
+/// <name>.partial in dir and dir/checkpoints); returns the names removed.
+std::vector<std::string> remove_stale_temporaries(const std::string& dir);
+
+/// Creates `dir` (and parents) for a run and, unless resuming, removes the outputs and checkpoints of
+/// an earlier run (check_run_dir decided that this is allowed).
+void prepare_run_dir(const std::string& dir, bool resuming = false);
 
 /// Writes `content` to `path` atomically: a temporary file in the same directory, flushed and
 /// fsync'ed, then renamed over `path`.
