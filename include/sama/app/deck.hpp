@@ -2,7 +2,7 @@
 // The input deck: one class that parses a TOML file (plus --set overrides), validates every key,
 // fills defaults, rejects contradictions with messages naming the key and its line, and writes the
 // resolved deck back out next to the results.
-#include "sama/optim/optimizer.hpp"
+#include "sama/optim/optimizer_config.hpp"
 #include "sama/optim/schedule.hpp"
 
 #include <string>

@@ -1,5 +1,8 @@
 #pragma once
 // Views and execution spaces used everywhere. Only API common to Kokkos 3.4 and 4.x.
+#ifdef SAMA_HOST_ONLY
+#error "a host-only translation unit (SAMA_HOST_ONLY_SOURCES in CMakeLists.txt) includes Kokkos"
+#endif
 #include <Kokkos_Core.hpp>
 
 #include <cstddef>
