@@ -28,6 +28,23 @@ using MatU = Kokkos::View<T**, Kokkos::LayoutRight, MemSpace, Kokkos::MemoryTrai
 
 using Range = Kokkos::RangePolicy<ExecSpace>;
 
+/// Host memory, named as such: mirrors for output, staging buffers. On a device build these are
+/// different types from Vec/Mat, so passing one where the other is expected does not compile.
+template <class T>
+using HostVec = Kokkos::View<T*, Kokkos::LayoutRight, HostSpace>;
+template <class T>
+using HostMat = Kokkos::View<T**, Kokkos::LayoutRight, HostSpace>;
+/// Whether host code may dereference a view's memory.
+template <class V>
+inline constexpr bool host_readable_v = Kokkos::SpaceAccessibility<HostSpace, typename V::memory_space>::accessible;
+/// A view's pointer for host code (loops, MPI, HDF5, CBLAS): does not compile for a view the host
+/// cannot read (a device view: copy it to a mirror first). Use it instead of .data() on the host.
+template <class V>
+auto host_data(const V& v) {
+  static_assert(host_readable_v<V>, "host_data: this view lives in memory the host cannot read; use a mirror");
+  return v.data();
+}
+
 /// A labelled, uninitialised allocation.
 template <class T>
 Vec<T> make_vec(const std::string& label, std::size_t n) {
