@@ -16,6 +16,7 @@
 #include "sama/comm/gradient_reducer.hpp"
 #include "sama/io/checkpoint.hpp"
 #include "sama/io/keep_mask.hpp"
+#include "sama/core/blas_core.hpp"
 #include "sama/core/error.hpp"
 #include "sama/core/gemm.hpp"
 #include "sama/core/timer.hpp"
@@ -1169,6 +1170,7 @@ RunResult Trainer::run() {
   say("sama: model {} ({} parameters), Meta-Weight-Net {} parameters, {} steps of batch {} ({} per epoch)",
       fmt::join(model_.mlp().widths(), "-"), model_.num_params(), mwn_.num_params(), total_steps_, batch_size_,
       sampler_.batches_per_epoch());
+  say("sama: BLAS core {}", blas::blas_core_report());
   if (comm_.size() > 1)
     say("sama: {} ranks, {} samples each per step; gradient all-reduce ({}) in {} bucket(s) of <= {} MB, "
         "meta strategy {}",
@@ -1358,6 +1360,8 @@ RunResult train(const Deck& deck, const RunOptions& options, const comm::Communi
       else j.set_null("meta_weight_collapsed_at_step");
     }
     j.set("seed", deck.train.seed);
+    j.set("blas_core", blas::running_core());
+    j.set("blas_core_detail", blas::blas_core_report());
     j.set("comm_hidden_fraction", r.comm_hidden_fraction);
     j.set("comm_exposed_seconds", r.comm_exposed_seconds);
     j.set("nonfinite_steps", r.nonfinite_steps);
