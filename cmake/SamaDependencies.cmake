@@ -81,8 +81,13 @@ sama_require(CLI11_FOUND "CLI11" "libcli11-dev")
 find_package(fmt QUIET)
 sama_require(fmt_FOUND "fmt" "libfmt-dev")
 
-# cuBLAS, only when Kokkos itself targets CUDA.
+# cuBLAS, only when Kokkos itself targets CUDA. Without it GEMM would hand device pointers to CBLAS.
 set(SAMA_HAVE_CUBLAS OFF)
+if(SAMA_KOKKOS_HAS_CUDA AND NOT SAMA_ENABLE_CUDA_LIBS)
+  message(FATAL_ERROR "sama: Kokkos has the CUDA back end but SAMA_ENABLE_CUDA_LIBS=OFF: GEMM on device "
+                      "views needs cuBLAS (CBLAS cannot read device memory). Configure with "
+                      "-DSAMA_ENABLE_CUDA_LIBS=ON, or against a Kokkos without CUDA.")
+endif()
 if(SAMA_KOKKOS_HAS_CUDA AND SAMA_ENABLE_CUDA_LIBS)
   find_package(CUDAToolkit QUIET)
   sama_require(CUDAToolkit_FOUND "the CUDA toolkit (cuBLAS)" "the CUDA toolkit (/usr/local/cuda)")

@@ -5,9 +5,15 @@ sama=$1
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 "$sama" info | tee "$work/info.txt"
-for key in "git commit" "Kokkos" "execution space" "BLAS" "MPI" "HDF5" "CUDA" "cuBLAS" "NCCL"; do
+for key in "git commit" "Kokkos" "execution space" "BLAS" "BLAS core" "MPI" "HDF5" "CUDA" "cuBLAS" "NCCL"; do
   grep -q "$key" "$work/info.txt" || { echo "sama info lacks '$key'"; exit 1; }
 done
+# A core the user sets is respected and reported as theirs (OpenBLAS only; Prescott runs anywhere).
+if grep -q "OpenBLAS" "$work/info.txt"; then
+  OPENBLAS_CORETYPE=Prescott "$sama" info | grep "BLAS core" | tee "$work/core.txt"
+  grep -q "Prescott (OPENBLAS_CORETYPE=Prescott)" "$work/core.txt" ||
+    { echo "sama info does not report the user's OPENBLAS_CORETYPE"; exit 1; }
+fi
 "$sama" bench --steps 3 --warmup 1 --json "$work/bench.json"
 /usr/bin/python3 - "$work/bench.json" <<'PY'
 import json, sys

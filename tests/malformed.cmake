@@ -15,4 +15,4 @@ add_test(NAME malformed_inputs
          COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/malformed_inputs.sh $<TARGET_FILE:sama> ${SAMA_PYTHON}
                  ${PROJECT_SOURCE_DIR} ${CMAKE_CURRENT_BINARY_DIR}/malformed)
 set_tests_properties(malformed_inputs PROPERTIES TIMEOUT 600 PROCESSORS 2
-                     ENVIRONMENT "${SAMA_MPIEXEC_ENV}")
+                     ENVIRONMENT "${SAMA_MPIEXEC_ENV}" LABELS mpi)

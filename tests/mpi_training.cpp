@@ -6,6 +6,7 @@
 #include "sama/comm/gradient_reducer.hpp"
 #include "sama/core/error.hpp"
 #include "sama/core/rng.hpp"
+#include "sama/core/types.hpp"
 #include "sama/io/h5.hpp"
 #include "sama/io/scores_file.hpp"
 
@@ -43,7 +44,8 @@ std::vector<std::pair<std::size_t, std::size_t>> layers_of(const std::vector<std
   return out;
 }
 
-void check_reducer(const std::vector<std::size_t>& sizes, double bucket_bytes, bool call_ready) {
+void check_reducer(const std::vector<std::size_t>& sizes, double bucket_bytes, bool call_ready,
+                   comm::MpiBuffer mode = comm::MpiBuffer::host) {
   comm::Communicator comm;
   std::size_t n = 0;
   for (auto s : sizes) n += s;
@@ -54,17 +56,27 @@ void check_reducer(const std::vector<std::size_t>& sizes, double bucket_bytes, b
     const auto d = rank_data(n, r);
     for (std::size_t i = 0; i < n; ++i) ref[i] += d[i];
   }
+  // Host mode reduces the host vector in place; the device modes a View in the default memory space.
+  sama::Vec<float> dev("dev", mode == comm::MpiBuffer::host ? 0 : n);
+  using HostU = Kokkos::View<float*, sama::HostSpace, Kokkos::MemoryTraits<Kokkos::Unmanaged>>;
+  auto upload = [&] {
+    if (mode != comm::MpiBuffer::host) Kokkos::deep_copy(dev, HostU(data.data(), n));
+  };
+  upload();
   const auto layers = layers_of(sizes);
-  auto reducer = comm::make_mpi_reducer(comm, data.data(), n, layers, bucket_bytes);
+  auto reducer = comm::make_mpi_reducer(comm, mode == comm::MpiBuffer::host ? data.data() : dev.data(), n, layers,
+                                        bucket_bytes, mode);
   for (int rep = 0; rep < 2; ++rep) {  // the same reducer serves several steps
     if (rep == 1) {  // fresh inputs in the same buffer (the reducer holds its address)
       const auto again = rank_data(n, comm.rank());
       std::copy(again.begin(), again.end(), data.begin());
+      upload();
     }
     reducer->begin();
     if (call_ready)
       for (const auto& [off, cnt] : layers) reducer->ready(off, cnt);
     reducer->finish();
+    if (mode != comm::MpiBuffer::host) Kokkos::deep_copy(HostU(data.data(), n), dev);
     for (std::size_t i = 0; i < n; ++i)
       ASSERT_NEAR(data[i], ref[i], 1e-5 * comm.size()) << "element " << i << " of " << n;
   }
@@ -76,6 +88,23 @@ TEST(GradientReducer, OddSizesOneBucket) { check_reducer({7, 1, 13, 3}, 25e6, tr
 TEST(GradientReducer, ManyBuckets) { check_reducer({7, 1, 13, 3, 1001, 2}, 0.0, true); }
 TEST(GradientReducer, SmallBuckets) { check_reducer({500, 3, 250, 999}, 1024.0, true); }
 TEST(GradientReducer, FinishLaunchesWhatWasNotReported) { check_reducer({5, 9}, 0.0, false); }
+// Device buffers staged through host memory (the default on a GPU; on a host back end the same path
+// with host-to-host copies), and handed to MPI as they are (parallel.gpu_aware_mpi; only run where
+// the default memory space is host memory, since this MPI need not be CUDA-aware).
+TEST(GradientReducer, StagedThroughHost) {
+  check_reducer({7, 1, 13, 3, 1001, 2}, 0.0, true, comm::MpiBuffer::staged);
+  check_reducer({500, 3, 250, 999}, 1024.0, false, comm::MpiBuffer::staged);
+}
+TEST(GradientReducer, GpuAwareOnHostMemory) {
+  if (!Kokkos::SpaceAccessibility<sama::HostSpace, sama::MemSpace>::accessible)
+    GTEST_SKIP() << "device memory: needs a CUDA-aware MPI";
+  check_reducer({500, 3, 250, 999}, 1024.0, true, comm::MpiBuffer::gpu_aware);
+}
+TEST(GradientReducer, DefaultModeFollowsTheMemorySpace) {
+  const bool host = Kokkos::SpaceAccessibility<sama::HostSpace, sama::MemSpace>::accessible;
+  EXPECT_EQ(comm::default_mpi_buffer(false), host ? comm::MpiBuffer::host : comm::MpiBuffer::staged);
+  EXPECT_EQ(comm::default_mpi_buffer(true), host ? comm::MpiBuffer::host : comm::MpiBuffer::gpu_aware);
+}
 
 TEST(GradientReducer, BucketsAreContiguousAndCoverEverything) {
   const auto layers = layers_of({10, 20, 30, 40});

@@ -4,6 +4,7 @@
 #include "sama/core/gemm.hpp"
 #include "sama/core/rng.hpp"
 #include "sama/core/types.hpp"
+#include "sama/core/vector_ops.hpp"
 #include "test_helpers.hpp"
 
 #include <gtest/gtest.h>
@@ -304,3 +305,23 @@ TEST(GemmRecorder, NothingRecordedWithoutRecorder) {
 }
 
 }  // namespace
+
+// ops::dot over lengths with every remainder mod 8 (the tail runs inside the kernel, no host read
+// of the device view): the exact sum of small integers, and a host reference for random data.
+TEST(VectorOps, DotEveryTailLength) {
+  for (std::size_t n : {0, 1, 5, 7, 8, 9, 15, 16, 17, 23, 64, 71}) {
+    sama::Vec<float> x("x", n), y("y", n);
+    auto hx = Kokkos::create_mirror_view(x);
+    auto hy = Kokkos::create_mirror_view(y);
+    double expect = 0;
+    for (std::size_t i = 0; i < n; ++i) {
+      hx(i) = static_cast<float>(i + 1);
+      hy(i) = static_cast<float>(i % 3 == 0 ? -2 : 3);
+      expect += static_cast<double>(hx(i)) * hy(i);
+    }
+    Kokkos::deep_copy(x, hx);
+    Kokkos::deep_copy(y, hy);
+    EXPECT_EQ(sama::ops::dot<float>(x, y), expect) << "n = " << n;
+    EXPECT_DOUBLE_EQ(sama::ops::norm2<float>(x), std::sqrt(sama::ops::dot<float>(x, x))) << "n = " << n;
+  }
+}

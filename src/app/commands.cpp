@@ -6,6 +6,7 @@
 #include "sama/core/error.hpp"
 #include "sama/comm/gradient_reducer.hpp"
 #include "sama/build_info.hpp"
+#include "sama/core/blas_core.hpp"
 #include "sama/core/gemm.hpp"
 #include "sama/core/types.hpp"
 
@@ -78,6 +79,7 @@ void print_info(std::ostream& out) {
   out << fmt::format("  Kokkos            {}.{}.{}, execution space {}\n", kv / 10000, (kv / 100) % 100, kv % 100,
                      ExecSpace::name());
   out << fmt::format("  BLAS              {} [{}]\n", blas_description(), build::blas_library);
+  out << fmt::format("  BLAS core         {}\n", blas::blas_core_report());
   out << fmt::format("  MPI               {}\n", comm::Environment::library_version());
   out << fmt::format("  HDF5              {}.{}.{} ({})\n", maj, min, rel, h5_parallel ? "parallel" : "serial");
   out << fmt::format("  CUDA              {}\n", cuda ? "yes (Kokkos CUDA back end)" : "no");

@@ -229,6 +229,7 @@ void describe(Binder& b, Deck& d) {
   b.field("parallel.backend", d.parallel.backend, {"mpi", "nccl"});
   b.field("parallel.bucket_mb", d.parallel.bucket_mb, -1.0, 1e6);
   b.field("parallel.check_replicas", d.parallel.check_replicas, 0, 1e12);
+  b.field("parallel.gpu_aware_mpi", d.parallel.gpu_aware_mpi);
 
   b.field("checkpoint.every_steps", d.checkpoint.every_steps, 0, 1e12);
   b.field("checkpoint.every_minutes", d.checkpoint.every_minutes, 0.0, 1e9);

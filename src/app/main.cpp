@@ -3,6 +3,7 @@
 #include "sama/app/preemption.hpp"
 #include "sama/app/prune.hpp"
 #include "sama/comm/communicator.hpp"
+#include "sama/core/blas_core.hpp"
 #include "sama/core/error.hpp"
 #include "sama/core/gemm.hpp"
 #include "sama/io/h5.hpp"
@@ -15,6 +16,8 @@
 #include <iostream>
 
 int main(int argc, char** argv) {
+  // First, before MPI and Kokkos: may re-execute with OPENBLAS_CORETYPE set (blas_core.hpp).
+  sama::blas::select_blas_core(argv);
   sama::app::note_launcher();  // before MPI_Init (which sets OMPI_* in a singleton too)
   sama::comm::Environment mpi(argc, argv);
   int code = 0;

@@ -16,6 +16,7 @@
 #include "sama/comm/gradient_reducer.hpp"
 #include "sama/io/checkpoint.hpp"
 #include "sama/io/keep_mask.hpp"
+#include "sama/core/blas_core.hpp"
 #include "sama/core/error.hpp"
 #include "sama/core/gemm.hpp"
 #include "sama/core/timer.hpp"
@@ -70,7 +71,6 @@ using real = float;
 // The collapse detector judges the weights' spread only while the losses they are computed from
 // differ by more than this (standard deviation over the window): equal losses rightly get equal weights.
 constexpr double kCollapseLossSpread = 0.1;
-using HostMat = Kokkos::View<real**, Kokkos::LayoutRight, HostSpace>;
 using HostInts = Kokkos::View<int*, HostSpace>;
 
 /// A batch of samples on the device, gathered (and normalised) from a host data set.
@@ -83,7 +83,7 @@ struct Batch {
   void load(const data::Dataset& d, const data::Normalization& norm, const std::vector<std::int32_t>& labels,
             const std::int64_t* ids, std::size_t count) {
     size = count;
-    data::gather(d, norm, ids, count, x_host.data());
+    data::gather(d, norm, ids, count, host_data(x_host));
     for (std::size_t i = 0; i < count; ++i) y_host(i) = labels[static_cast<std::size_t>(ids[i])];
     Kokkos::deep_copy(x, x_host);
     Kokkos::deep_copy(y, y_host);
@@ -226,7 +226,8 @@ class Trainer {
     }
     reducer_ = deck.parallel.backend == "nccl"
                    ? comm::make_nccl_reducer(comm_, grad_.data(), grad_.extent(0), layers, deck.parallel.bucket_mb * 1e6)
-                   : comm::make_mpi_reducer(comm_, grad_.data(), grad_.extent(0), layers, deck.parallel.bucket_mb * 1e6);
+                   : comm::make_mpi_reducer(comm_, grad_.data(), grad_.extent(0), layers, deck.parallel.bucket_mb * 1e6,
+                                            comm::default_mpi_buffer(deck.parallel.gpu_aware_mpi));
     total_steps_ = deck.train.steps > 0 ? deck.train.steps
                                         : deck.train.epochs * static_cast<long>(sampler_.batches_per_epoch());
     schedule_ = deck.schedule;
@@ -626,7 +627,7 @@ constexpr int kWindowFields = 9;
 template <class V>
 std::vector<float> to_floats(const V& v) {
   auto h = Kokkos::create_mirror_view_and_copy(HostSpace(), v);
-  return std::vector<float>(h.data(), h.data() + h.extent(0));
+  return std::vector<float>(host_data(h), host_data(h) + h.extent(0));
 }
 template <class V>
 void from_floats(const std::vector<float>& x, const V& v, const std::string& what, const std::string& source) {
@@ -634,7 +635,7 @@ void from_floats(const std::vector<float>& x, const V& v, const std::string& wha
     fail("checkpoint '{}': '{}' has {} values, this run needs {} (a different model?)", source, what, x.size(),
          v.extent(0));
   auto h = Kokkos::create_mirror_view(v);
-  std::copy(x.begin(), x.end(), h.data());
+  std::copy(x.begin(), x.end(), host_data(h));
   Kokkos::deep_copy(v, h);
 }
 }  // namespace
@@ -1229,6 +1230,7 @@ RunResult Trainer::run() {
   say("sama: model {} ({} parameters), Meta-Weight-Net {} parameters, {} steps of batch {} ({} per epoch)",
       fmt::join(model_.mlp().widths(), "-"), model_.num_params(), mwn_.num_params(), total_steps_, batch_size_,
       sampler_.batches_per_epoch());
+  say("sama: BLAS core {}", blas::blas_core_report());
   if (comm_.size() > 1)
     say("sama: {} ranks, {} samples each per step; gradient all-reduce ({}) in {} bucket(s) of <= {} MB, "
         "meta strategy {}",
@@ -1360,8 +1362,8 @@ RunResult Trainer::run() {
   if (opt_.keep_parameters) {
     auto th = Kokkos::create_mirror_view_and_copy(HostSpace(), theta_);
     auto la = Kokkos::create_mirror_view_and_copy(HostSpace(), lambda_);
-    r.theta.assign(th.data(), th.data() + th.extent(0));
-    r.lambda.assign(la.data(), la.data() + la.extent(0));
+    r.theta.assign(host_data(th), host_data(th) + th.extent(0));
+    r.lambda.assign(host_data(la), host_data(la) + la.extent(0));
   }
   r.peak_rss_mb = peak_rss_mb();
   return r;
@@ -1581,6 +1583,8 @@ RunResult train(const Deck& deck, const RunOptions& options, const comm::Communi
       else j.set_null("meta_weight_collapsed_at_step");
     }
     j.set("seed", deck.train.seed);
+    j.set("blas_core", blas::running_core());
+    j.set("blas_core_detail", blas::blas_core_report());
     j.set("comm_hidden_fraction", r.comm_hidden_fraction);
     j.set("comm_exposed_seconds", r.comm_exposed_seconds);
     j.set("nonfinite_steps", r.nonfinite_steps);

@@ -14,20 +14,31 @@ namespace {
 GemmRecorder* g_recorder = nullptr;
 
 #ifdef SAMA_HAVE_CUBLAS
+// One handle, created at the first device GEMM and destroyed by a Kokkos finalize hook, i.e. inside
+// Kokkos::finalize before the CUDA back end goes down (a static's destructor would run after it).
+// Every call binds it to the stream of Kokkos' default execution space, so GEMMs are ordered with
+// the kernels around them.
+cublasHandle_t g_cublas = nullptr;
 cublasHandle_t cublas_handle() {
-  static cublasHandle_t handle = [] {
-    cublasHandle_t h = nullptr;
-    if (cublasCreate(&h) != CUBLAS_STATUS_SUCCESS) fail("cublasCreate failed");
-    return h;
-  }();
-  if (cublasSetStream(handle, ExecSpace().cuda_stream()) != CUBLAS_STATUS_SUCCESS)
-    fail("cublasSetStream failed");
-  return handle;
+  if (g_cublas == nullptr) {
+    if (cublasCreate(&g_cublas) != CUBLAS_STATUS_SUCCESS) fail("cublasCreate failed");
+    Kokkos::push_finalize_hook([] {
+      if (g_cublas != nullptr) cublasDestroy(g_cublas);
+      g_cublas = nullptr;
+    });
+  }
+  if (cublasSetStream(g_cublas, ExecSpace().cuda_stream()) != CUBLAS_STATUS_SUCCESS) fail("cublasSetStream failed");
+  return g_cublas;
 }
 void check_cublas(cublasStatus_t s, const char* op) {
   if (s != CUBLAS_STATUS_SUCCESS) fail("{} failed with cuBLAS status {}", op, static_cast<int>(s));
 }
 cublasOperation_t cu(Op op) { return op == Op::N ? CUBLAS_OP_N : CUBLAS_OP_T; }
+#endif
+
+#ifndef SAMA_HAVE_CUBLAS
+static_assert(Kokkos::SpaceAccessibility<HostSpace, MemSpace>::accessible,
+              "GEMM on views the host cannot read needs cuBLAS (configure with SAMA_ENABLE_CUDA_LIBS=ON)");
 #endif
 
 CBLAS_TRANSPOSE cb(Op op) { return op == Op::N ? CblasNoTrans : CblasTrans; }

@@ -42,22 +42,27 @@ void fill(VecU<T> x, T value) {
 template <class T>
 double dot(VecU<const T> x, VecU<const T> y) {
   // Blocks of 8 summed as a tree, then accumulated in double: one dependent add per block (the
-  // plain loop is latency-bound and cannot be vectorised without reassociation).
-  const std::size_t n = x.extent(0), blocks = n / 8;
+  // plain loop is latency-bound and cannot be vectorised without reassociation). The n % 8 tail is
+  // one more iteration of the same kernel, added element by element (on Serial, the same order as
+  // a host loop after the blocks), so nothing reads the views on the host.
+  const std::size_t n = x.extent(0), blocks = n / 8, tail = n - 8 * blocks;
   const T* xp = x.data();
   const T* yp = y.data();
   double r = 0;
   Kokkos::parallel_reduce(
-      "sama::ops::dot", Range(0, blocks),
+      "sama::ops::dot", Range(0, blocks + (tail > 0 ? 1 : 0)),
       KOKKOS_LAMBDA(const std::size_t b, double& acc) {
         const T* a = xp + 8 * b;
         const T* c = yp + 8 * b;
+        if (b == blocks) {
+          for (std::size_t j = 0; j < tail; ++j) acc += static_cast<double>(a[j]) * static_cast<double>(c[j]);
+          return;
+        }
         double p[8];
         for (int j = 0; j < 8; ++j) p[j] = static_cast<double>(a[j]) * static_cast<double>(c[j]);
         acc += ((p[0] + p[1]) + (p[2] + p[3])) + ((p[4] + p[5]) + (p[6] + p[7]));
       },
       r);
-  for (std::size_t i = 8 * blocks; i < n; ++i) r += static_cast<double>(x(i)) * static_cast<double>(y(i));
   return r;
 }
 

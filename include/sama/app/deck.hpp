@@ -2,7 +2,7 @@
 // The input deck: one class that parses a TOML file (plus --set overrides), validates every key,
 // fills defaults, rejects contradictions with messages naming the key and its line, and writes the
 // resolved deck back out next to the results.
-#include "sama/optim/optimizer.hpp"
+#include "sama/optim/optimizer_config.hpp"
 #include "sama/optim/schedule.hpp"
 
 #include <string>
@@ -93,6 +93,8 @@ struct ParallelConfig {
   std::string backend = "mpi";  // gradient all-reduce: "mpi" (host buffers) or "nccl" (GPU buffers)
   double bucket_mb = 25.0;      // gradient all-reduce bucket size (MB); <= 0: one bucket per layer
   long check_replicas = 0;      // every N steps verify θ and λ are identical on all ranks (0 = never)
+  bool gpu_aware_mpi = false;   // backend "mpi" on a device build: hand device buffers to MPI (needs a
+                                // CUDA-aware MPI) instead of staging them through host memory
 };
 
 struct CheckpointConfig {

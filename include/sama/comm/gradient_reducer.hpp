@@ -74,10 +74,21 @@ class BucketedReducer : public GradientReducer {
 std::vector<std::pair<std::size_t, std::size_t>> make_buckets(
     const std::vector<std::pair<std::size_t, std::size_t>>& layers, double bucket_bytes, std::size_t elem_size);
 
-/// MPI back end: MPI_Iallreduce(MPI_SUM) on host-accessible memory.
+/// Where the buffer handed to the MPI back end lives, and how MPI reaches it.
+enum class MpiBuffer {
+  host,       ///< host-accessible memory (Serial, OpenMP): MPI reads and writes it in place
+  staged,     ///< device memory: each bucket is copied to a host buffer, summed there, copied back
+  gpu_aware,  ///< device memory handed to a CUDA-aware MPI as it is (parallel.gpu_aware_mpi)
+};
+/// The mode for the default memory space: host when the host can read it, else staged, or gpu_aware
+/// when the deck asks for it.
+MpiBuffer default_mpi_buffer(bool gpu_aware_mpi);
+
+/// MPI back end: MPI_Iallreduce(MPI_SUM) per bucket. In every mode the reducer fences Kokkos before
+/// communication reads a bucket, so kernels that wrote the gradient have finished.
 std::unique_ptr<GradientReducer> make_mpi_reducer(const Communicator& comm, float* data, std::size_t size,
                                                   const std::vector<std::pair<std::size_t, std::size_t>>& layers,
-                                                  double bucket_bytes);
+                                                  double bucket_bytes, MpiBuffer mode = MpiBuffer::host);
 
 /// NCCL back end: ncclAllReduce on GPU memory, on its own stream ordered after the compute stream by
 /// an event per bucket. Throws sama::Error in a build without NCCL or for a host buffer.

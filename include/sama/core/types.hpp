@@ -1,5 +1,8 @@
 #pragma once
 // Views and execution spaces used everywhere. Only API common to Kokkos 3.4 and 4.x.
+#ifdef SAMA_HOST_ONLY
+#error "a host-only translation unit (SAMA_HOST_ONLY_SOURCES in CMakeLists.txt) includes Kokkos"
+#endif
 #include <Kokkos_Core.hpp>
 
 #include <cstddef>
@@ -24,6 +27,23 @@ template <class T>
 using MatU = Kokkos::View<T**, Kokkos::LayoutRight, MemSpace, Kokkos::MemoryTraits<Kokkos::Unmanaged>>;
 
 using Range = Kokkos::RangePolicy<ExecSpace>;
+
+/// Host memory, named as such: mirrors for output, staging buffers. On a device build these are
+/// different types from Vec/Mat, so passing one where the other is expected does not compile.
+template <class T>
+using HostVec = Kokkos::View<T*, Kokkos::LayoutRight, HostSpace>;
+template <class T>
+using HostMat = Kokkos::View<T**, Kokkos::LayoutRight, HostSpace>;
+/// Whether host code may dereference a view's memory.
+template <class V>
+inline constexpr bool host_readable_v = Kokkos::SpaceAccessibility<HostSpace, typename V::memory_space>::accessible;
+/// A view's pointer for host code (loops, MPI, HDF5, CBLAS): does not compile for a view the host
+/// cannot read (a device view: copy it to a mirror first). Use it instead of .data() on the host.
+template <class V>
+auto host_data(const V& v) {
+  static_assert(host_readable_v<V>, "host_data: this view lives in memory the host cannot read; use a mirror");
+  return v.data();
+}
 
 /// A labelled, uninitialised allocation.
 template <class T>

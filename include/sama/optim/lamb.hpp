@@ -42,6 +42,9 @@ class Lamb final : public Optimizer<T> {
   const std::vector<std::pair<std::size_t, std::size_t>>& groups() const { return groups_; }
   /// ρ_l of the last step, per group (recomputed from the state).
   std::vector<double> trust_ratios() const;
+  /// apply_adaptation (transpose) or apply_jacobian. Public only because it holds KOKKOS_LAMBDAs:
+  /// nvcc rejects extended lambdas in private or protected member functions (DESIGN.md §3).
+  void apply(VecU<const T> v, VecU<T> out, bool transpose) const;
 
  private:
   struct Ratio {
@@ -52,7 +55,6 @@ class Lamb final : public Optimizer<T> {
   /// Per group, from the stored update r and the stored ‖θ_l‖ (the step uses these too, so D after
   /// a restore is bitwise the D before the checkpoint).
   std::vector<Ratio> ratios() const;
-  void apply(VecU<const T> v, VecU<T> out, bool transpose) const;
 
   std::size_t n_;
   double beta1_, beta2_, eps_, weight_decay_;

@@ -8,6 +8,7 @@
 // Lion's D is zero almost everywhere: it reports D of a documented surrogate (lion.hpp).
 // docs/optimizers.md lists the updates and their D.
 #include "sama/core/types.hpp"
+#include "sama/optim/optimizer_config.hpp"
 
 #include <memory>
 #include <string>
@@ -15,25 +16,6 @@
 #include <vector>
 
 namespace sama::optim {
-
-struct OptimizerConfig {
-  std::string name = "adam";  // "sgd", "adam", "adamw", "adagrad", "rmsprop", "lion", "lamb"
-  double momentum = 0.0;      // SGD, RMSprop
-  bool nesterov = false;      // SGD
-  double weight_decay = 0.0;  // SGD/Adam/Adagrad/RMSprop: L2 added to the gradient;
-                              // AdamW/Lion: decoupled; LAMB: inside the trust-ratio-scaled update
-  double beta1 = 0.9;         // Adam/AdamW/LAMB: first moment; Lion: interpolation
-  double beta2 = 0.999;       // Adam/AdamW/LAMB: second moment; Lion: momentum
-  double eps = 1e-8;          // all but SGD and Lion
-  double alpha = 0.99;        // RMSprop: smoothing of the squared-gradient average
-  bool centered = false;      // RMSprop: divide by the estimated variance instead of the 2nd moment
-  double initial_accumulator = 0.0;    // Adagrad: initial value of the sum of squares
-  std::string lion_surrogate = "tanh";  // Lion's D: "tanh", "identity", "zero" (see lion.hpp)
-  double lion_temperature = 1e-3;       // Lion, surrogate "tanh": sign(c) ≈ tanh(c/τ)
-  /// LAMB: parameter groups (offset, count), one trust ratio each; they must tile [0, n) in order.
-  /// Empty = one group over all parameters. Ignored by the other optimizers.
-  std::vector<std::pair<std::size_t, std::size_t>> groups;
-};
 
 template <class T>
 class Optimizer {
