@@ -36,6 +36,7 @@
 #include <limits>
 #include "sama/meta/hypergradient.hpp"
 #include "sama/meta/hypergradient_methods.hpp"
+#include "sama/io/safe_file.hpp"
 #include "sama/meta/meta_weight_net.hpp"
 #include "sama/nn/classifier.hpp"
 #include "sama/optim/optimizer.hpp"
@@ -837,11 +838,9 @@ void Trainer::check_replicas(long step) {
   // FNV-1a over the bits of θ and λ; every rank must hold the same value.
   auto hash = [](const Vec<real>& v, std::uint64_t h) {
     auto host = Kokkos::create_mirror_view_and_copy(HostSpace(), v);
-    const auto* bytes = reinterpret_cast<const unsigned char*>(host.data());
-    for (std::size_t i = 0; i < host.extent(0) * sizeof(real); ++i) h = (h ^ bytes[i]) * 0x100000001b3ULL;
-    return h;
+    return io::fnv1a64(host.data(), host.extent(0) * sizeof(real), h);
   };
-  const std::uint64_t h = hash(lambda_, hash(theta_, 0xcbf29ce484222325ULL));
+  const std::uint64_t h = hash(lambda_, hash(theta_, io::kFnvOffset));
   unsigned long long lo = h, hi = h;
   comm::check_mpi(MPI_Allreduce(MPI_IN_PLACE, &lo, 1, MPI_UNSIGNED_LONG_LONG, MPI_MIN, comm_.get()),
                   "MPI_Allreduce(replica check)", comm_.get());
@@ -1111,7 +1110,7 @@ void Trainer::write_sample_table(const std::string& path) {
     if (method_ != meta::Method::none) {
       const auto first = std::make_pair(std::size_t(0), count);
       Kokkos::deep_copy(Kokkos::subview(log_weight_host, first), mwn_.last_log_weights());
-      VecU<real> env = slice<real>(delta_, 0, count);
+      VecU<real> env = slice<real>(delta_, 0, count);  // the probe's δ buffer is free once training ended
       mwn_.log_weight_envelope(lambda_, env);
       Kokkos::deep_copy(Kokkos::subview(envelope_host, first), env);
     }

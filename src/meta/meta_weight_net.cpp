@@ -54,7 +54,7 @@ MetaWeightNet<T>::MetaWeightNet(WeightNetKind kind, std::size_t hidden, bool nor
       dscore_(make_mat<T>("sama::MetaWeightNet::dscore", max_batch + 1, 1)),
       score_(make_vec<T>("sama::MetaWeightNet::score", max_batch)),
       logit_(make_vec<T>("sama::MetaWeightNet::logit", max_batch)),
-      grad_ones_(make_vec<T>("sama::MetaWeightNet::grad_ones", num_params())),
+      grad_ones_(make_vec<T>("sama::MetaWeightNet::grad_ones", kind == WeightNetKind::softmax ? 0 : num_params())),
       active_rows_(make_vec<double>("sama::MetaWeightNet::active_rows", kind == WeightNetKind::softmax ? hidden : 0)),
       kinks_(make_vec<double>("sama::MetaWeightNet::kinks", kind == WeightNetKind::monotone ? 0 : 2 * hidden + 2)) {
   SAMA_REQUIRE(hidden > 0, "MetaWeightNet: hidden width must be positive");

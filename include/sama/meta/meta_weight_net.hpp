@@ -87,7 +87,7 @@ class MetaWeightNet {
   Vec<T> score_;              // un-normalised weights
   Vec<T> logit_;              // log of the un-normalised weights of the last evaluation, not clamped
   std::size_t evaluated_ = 0; // rows of the last evaluation (forward or scores)
-  Vec<T> grad_ones_;          // Σ_k ∂s_k/∂λ (normalisation term), num_params
+  Vec<T> grad_ones_;          // Σ_k ∂s_k/∂λ (normalisation term), num_params (empty for softmax)
   Vec<double> active_rows_;   // softmax: per hidden unit, the batch rows on which it is active
   Vec<double> kinks_;         // softmax, sigmoid: the envelope's kinks and their values
 
