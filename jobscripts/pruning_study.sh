@@ -85,7 +85,7 @@ esac
 for f in "$score_deck" "$retrain_deck"; do [ -f "$f" ] || die "deck '$f' does not exist"; done
 [ -x "$sama" ] || die "sama executable '$sama' not found (set SAMA=path/to/sama)"
 for m in $methods; do
-  case $m in meta_weight | meta_weight_envelope | el2n | grand | forgetting | loss | random) ;; *) die "unknown method '$m' in --methods" ;; esac
+  case $m in meta_weight | meta_log_weight | meta_weight_envelope | el2n | grand | forgetting | loss | random) ;; *) die "unknown method '$m' in --methods" ;; esac
 done
 if [ -z "$seeds" ] || [ -z "$keeps" ]; then die "--seeds and --keeps must not be empty"; fi
 

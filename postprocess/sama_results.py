@@ -73,13 +73,13 @@ def precision_at(scores, positives, k):
 # ---------------------------------------------------------------------------------------- scores.h5
 # Per-sample scores of a run (scores.h5) and keep masks of `sama prune` (MASK.h5).
 
-SCORE_NAMES = ("meta_weight", "meta_weight_envelope", "el2n", "grand", "forgetting", "loss")
+SCORE_NAMES = ("meta_weight", "meta_log_weight", "meta_weight_envelope", "el2n", "grand", "forgetting", "loss")
 # Which end of a score flags a noisy label, for noise detection: the meta-learner gives a noisy
 # sample a LOW weight; a noisy sample is hard to fit, so its EL2N, GraNd, forgetting events and loss
 # are HIGH.
-NOISE_FLAG = {"meta_weight": "low", "meta_weight_envelope": "low", "el2n": "high", "grand": "high", "forgetting": "high", "loss": "high"}
+NOISE_FLAG = {"meta_weight": "low", "meta_log_weight": "low", "meta_weight_envelope": "low", "el2n": "high", "grand": "high", "forgetting": "high", "loss": "high"}
 # Which end `sama prune --by NAME` keeps (see `sama prune --help`).
-PRUNE_KEEPS = {"meta_weight": "highest", "meta_weight_envelope": "highest", "el2n": "highest", "grand": "highest", "forgetting": "highest",
+PRUNE_KEEPS = {"meta_weight": "highest", "meta_log_weight": "highest", "meta_weight_envelope": "highest", "el2n": "highest", "grand": "highest", "forgetting": "highest",
                "loss": "highest", "random": "random"}
 
 

@@ -3,7 +3,8 @@
 noise detection (AUROC and precision at the noise rate), a table (printed, CSV and markdown) and image
 grids of the lowest- and highest-scored training samples.
 
-Noise-detection direction: a noisy label is flagged by a LOW meta_weight (the meta-learner
+Noise-detection direction: a noisy label is flagged by a LOW meta_weight, meta_log_weight or
+meta_weight_envelope (the meta-learner
 down-weights it) and by a HIGH el2n, grand, forgetting or loss (it is hard to fit). AUROC is that of
 the flag for is_noisy (0.5 = chance, 1 = perfect); precision at the noise rate is the share of noisy
 labels among the k most-flagged samples, k = the number of noisy samples. NaN scores (never visited
@@ -132,7 +133,7 @@ def main():
             w.writerow({c: fmt(r[c]) for c in COLUMNS})
     with open(os.path.join(out, "score_report.md"), "w") as f:
         f.write(f"Noise detection on `{s['path']}` ({n} samples, {k} noisy). A noisy label is flagged by a "
-                "LOW meta_weight or meta_weight_envelope and a HIGH el2n, grand, forgetting or loss.\n\n")
+                "LOW meta_weight, meta_log_weight or meta_weight_envelope and a HIGH el2n, grand, forgetting or loss.\n\n")
         f.write("| " + " | ".join(COLUMNS) + " |\n|" + "---|" * len(COLUMNS) + "\n")
         for r in rows:
             f.write("| " + " | ".join(fmt(r[c]) for c in COLUMNS) + " |\n")

@@ -44,7 +44,7 @@ expect_failure missing_scores "$work/nope.h5" "does not exist" -- \
   --scores "$work/nope.h5" --by el2n --keep 0.5 --out "$work/missing_scores.h5"
 expect_failure missing_score "$scores" "/scores/meta_weight" "available: el2n, forgetting, grand, loss" \
   "meta.method = \"none\"" -- --scores "$scores" --by meta_weight --keep 0.5 --out "$work/missing_score.h5"
-expect_failure unknown_by "--by 'entropy'" "meta_weight, meta_weight_envelope, el2n, grand, forgetting, loss, random" -- \
+expect_failure unknown_by "--by 'entropy'" "meta_weight, meta_log_weight, meta_weight_envelope, el2n, grand, forgetting, loss, random" -- \
   --scores "$scores" --by entropy --keep 0.5 --out "$work/unknown_by.h5"
 expect_failure keep_zero "--keep 0" "(0, 1]" -- --scores "$scores" --by el2n --keep 0 --out "$work/keep_zero.h5"
 expect_failure keep_above_one "--keep 1.5" "(0, 1]" -- --scores "$scores" --by el2n --keep 1.5 --out "$work/keep_above_one.h5"

@@ -16,10 +16,30 @@ is_png() {
 
 "$sama" train "$src/inputs/smoke.toml" --out "$work/run" >/dev/null
 [ -f "$work/run/scores.h5" ] || fail "the training run wrote no scores.h5"
+# meta_weight is the arithmetic mean of the weights a sample got, meta_log_weight the mean of their
+# logs: so meta_weight >= exp(meta_log_weight) (AM >= GM), equal only where every visit gave the same
+# weight; no visit here reaches the cap, and some samples' weights varied over the epochs.
+"$py" - "$work/run/scores.h5" <<'PY'
+import re, sys
+import h5py
+import numpy as np
+with h5py.File(sys.argv[1], "r") as f:
+    am, lg = f["scores/meta_weight"][:], f["scores/meta_log_weight"][:]
+    cap = float(re.search(r"counts at most ([0-9.e+]+)", f["scores/meta_weight"].attrs["description"].decode()
+                          if isinstance(f["scores/meta_weight"].attrs["description"], bytes)
+                          else f["scores/meta_weight"].attrs["description"]).group(1))
+ok = np.isfinite(am) & np.isfinite(lg)
+assert ok.sum() > 0.9 * len(am), f"only {ok.sum()} of {len(am)} samples have both weight scores"
+gm = np.exp(lg[ok])
+assert am[ok].max() < cap, f"a mean weight {am[ok].max()} reaches the cap {cap}"
+assert (am[ok] >= gm * (1 - 1e-5) - 1e-9).all(), f"AM < GM for {(am[ok] < gm * (1 - 1e-5) - 1e-9).sum()} samples"
+assert (am[ok] > gm * (1 + 1e-3)).mean() > 0.5, "the mean weight equals the geometric mean for most samples"
+print(f"ok meta_weight >= exp(meta_log_weight) for {ok.sum()} samples; cap {cap:g}")
+PY
 
 # Every method, plain and class-balanced.
 keep=0.3
-for method in meta_weight el2n grand forgetting loss random; do
+for method in meta_weight meta_log_weight el2n grand forgetting loss random; do
   for cb in "" --class-balanced; do
     mask="$work/mask_${method}${cb:+_cb}.h5"
     # shellcheck disable=SC2086 # $cb is empty or one flag
@@ -69,8 +89,8 @@ PY
 # score_report.py: histograms, table, no images for synthetic data.
 "$py" "$src/postprocess/score_report.py" "$work/run" --out "$work/report" | tee "$work/report.log"
 grep -q "skipping image grids: data_source = synthetic has no images" "$work/report.log" || fail "no image-grid skip message"
-for s in meta_weight meta_weight_envelope el2n grand forgetting loss; do is_png "$work/report/hist_$s.png"; done
-[ "$(wc -l <"$work/report/score_report.csv")" -eq 7 ] || fail "score_report.csv should have a header and 6 rows"
+for s in meta_weight meta_log_weight meta_weight_envelope el2n grand forgetting loss; do is_png "$work/report/hist_$s.png"; done
+[ "$(wc -l <"$work/report/score_report.csv")" -eq 8 ] || fail "score_report.csv should have a header and 7 rows"
 "$py" - "$work/report/score_report.csv" <<'PY'
 import csv, sys
 rows = {r["score"]: r for r in csv.DictReader(open(sys.argv[1]))}

@@ -1,6 +1,9 @@
 #pragma once
-// Small helpers shared by tests: host<->device copies and temporary directories.
+// Small helpers shared by tests: host<->device copies, temporary directories, expected errors.
+#include "sama/core/error.hpp"
 #include "sama/core/types.hpp"
+
+#include <gtest/gtest.h>
 
 #include <unistd.h>
 
@@ -30,6 +33,18 @@ Vec<T> to_device(const std::vector<T>& host, const std::string& label = "test") 
   Kokkos::View<const T*, Kokkos::LayoutRight, HostSpace, Kokkos::MemoryTraits<Kokkos::Unmanaged>> h(host.data(), host.size());
   Kokkos::deep_copy(v, h);
   return v;
+}
+
+/// Expects `f` to throw sama::Error whose message holds every fragment.
+template <class F>
+void expect_error(F&& f, const std::vector<std::string>& fragments) {
+  try {
+    f();
+    ADD_FAILURE() << "no error thrown; expected one mentioning '" << fragments.front() << "'";
+  } catch (const sama::Error& e) {
+    const std::string msg = e.what();
+    for (const auto& s : fragments) EXPECT_NE(msg.find(s), std::string::npos) << "'" << s << "' not in: " << msg;
+  }
 }
 
 /// A fresh, empty directory under the system temp dir, removed by the destructor.

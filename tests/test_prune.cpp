@@ -21,20 +21,9 @@
 
 namespace sama {
 namespace {
+using test::expect_error;
 
 constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
-
-/// Expects `f` to throw sama::Error whose message holds every fragment.
-template <class F>
-void expect_error(F&& f, const std::vector<std::string>& fragments) {
-  try {
-    f();
-    ADD_FAILURE() << "no error thrown; expected one mentioning '" << fragments.front() << "'";
-  } catch (const Error& e) {
-    const std::string msg = e.what();
-    for (const auto& s : fragments) EXPECT_NE(msg.find(s), std::string::npos) << "'" << s << "' not in: " << msg;
-  }
-}
 
 /// The reference ranking: sample i is kept when fewer than k samples of its group rank above it
 /// (a number above NaN, a higher value above a lower one, then the smaller id).
@@ -377,7 +366,7 @@ TEST(Prune, ErrorsNameTheOptionFileAndDataset) {
   expect_error([&] { app::run_prune({sc, "meta_weight", 0.5, false, 1, out}, log); },
                {sc, "/scores/meta_weight", "available: el2n, forgetting, grand, loss", "meta.method = \"none\""});
   expect_error([&] { app::run_prune({sc, "entropy", 0.5, false, 1, out}, log); },
-               {"--by 'entropy'", "meta_weight, meta_weight_envelope, el2n, grand, forgetting, loss, random"});
+               {"--by 'entropy'", "meta_weight, meta_log_weight, meta_weight_envelope, el2n, grand, forgetting, loss, random"});
   for (double bad : {0.0, -0.1, 1.5, kNaN})
     expect_error([&] { app::run_prune({sc, "el2n", bad, false, 1, out}, log); }, {"--keep", "(0, 1]"});
   expect_error([&] { app::run_prune({dir.file("none.h5"), "el2n", 0.5, false, 1, out}, log); },

@@ -19,6 +19,7 @@
 
 namespace {
 using namespace sama;
+using sama::test::expect_error;
 using sama::test::to_device;
 using sama::test::to_host;
 
@@ -183,6 +184,58 @@ TEST(SampleScores, SumsAreOrderIndependentAndExact) {
     EXPECT_TRUE(std::isnan(ra.mean[app::SampleScores::grand][i]));  // nothing added
   }
   EXPECT_THROW(a.add(app::SampleScores::loss, 3, 1.0), Error);  // not a training sample
+}
+
+// A checkpoint's score sums are continued only in the layout they were summed in: the same layout
+// restores exactly, a run extended to more epochs takes the rows over, and sums of an older sama (no
+// layout recorded; meta_weight then summed log-weights) or of another layout are refused by name.
+TEST(SampleScores, CheckpointLayoutIsChecked) {
+  comm::Communicator comm(MPI_COMM_SELF);
+  const std::vector<std::int64_t> ids = {0, 2, 3};
+  app::SampleScores::Windows w;
+  w.meta_last = w.early_last = w.epochs = 3;
+  app::SampleScores a(ids, 4, w);
+  a.add(app::SampleScores::meta_weight, 2, 1.5);
+  a.add(app::SampleScores::meta_log_weight, 2, -0.25);
+  a.add_correct(3, 1, true);
+  io::CheckpointData c;
+  c.source = "ck.h5";
+  a.save(c, comm);
+  const auto mean_of_2 = [&](const app::SampleScores& s, app::SampleScores::Score k) {
+    return s.reduce_block(comm).mean[k][1];
+  };
+  app::SampleScores b(ids, 4, w);
+  b.restore(c, comm);
+  EXPECT_EQ(mean_of_2(b, app::SampleScores::meta_weight), 1.5);
+  EXPECT_EQ(mean_of_2(b, app::SampleScores::meta_log_weight), -0.25);
+  app::SampleScores::Windows longer = w;
+  longer.epochs = 130;  // three words of epoch bits instead of one
+  app::SampleScores extended(ids, 4, longer);
+  extended.restore(c, comm);
+  EXPECT_EQ(mean_of_2(extended, app::SampleScores::meta_weight), 1.5);
+  EXPECT_EQ(extended.reduce_block(comm).forgetting[2], 0.0);  // sample 3: learned at epoch 1, never forgotten
+
+  io::CheckpointData old = c;
+  old.ints.erase("sample_scores_layout");
+  expect_error([&] { b.restore(old, comm); }, {"ck.h5", "older sama", "sample_scores_layout", "--overwrite"});
+  io::CheckpointData other = c;
+  other.ints["sample_scores_layout"][1] -= 1;
+  expect_error([&] { b.restore(other, comm); }, {"ck.h5", "with 5 scores", "with 6"});
+  io::CheckpointData cut = c;
+  cut.ints["sample_scores"].pop_back();
+  expect_error([&] { b.restore(cut, comm); }, {"ck.h5", "'sample_scores'", "3 rows"});
+}
+
+// A visit adds at most weight_cap() to meta_weight: 2²⁰, less where the window is longer than 2¹⁰
+// epochs, so that a sample's sum (at most cap × visits) stays exact.
+TEST(SampleScores, WeightCapKeepsSumsExact) {
+  app::SampleScores::Windows w;
+  w.meta_last = w.epochs = 40;
+  EXPECT_EQ(app::SampleScores({0}, 1, w).weight_cap(), 1048576.0);
+  w.meta_last = w.epochs = 5000;
+  const double cap = app::SampleScores({0}, 1, w).weight_cap();
+  EXPECT_LT(cap * 5000, 1073741824.0 + 1);
+  EXPECT_GT(cap * 5000, 1073741824.0 - 5000);
 }
 
 // A window given in the deck must fit the run; the defaults shrink to fit.

@@ -56,7 +56,7 @@ int main(int argc, char** argv) {
     sama::app::PruneArgs prune;
     auto* prune_cmd = app.add_subcommand("prune", "write a keep mask (data pruning) from a run's per-sample scores");
     prune_cmd->add_option("--scores", prune.scores, "scores.h5 of a training run")->required();
-    prune_cmd->add_option("--by", prune.by, "score to rank by: meta_weight, meta_weight_envelope, el2n, grand, forgetting, loss or random")
+    prune_cmd->add_option("--by", prune.by, "score to rank by: meta_weight, meta_log_weight, meta_weight_envelope, el2n, grand, forgetting, loss or random")
         ->required();
     prune_cmd->add_option("--keep", prune.keep, "fraction of the training samples kept, in (0, 1]")->required();
     prune_cmd->add_flag("--class-balanced", prune.class_balanced, "rank within each observed class");

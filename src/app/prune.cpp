@@ -128,7 +128,10 @@ ScoresInput read_scores(const std::string& path, const std::string& by) {
 
 const std::vector<PruneScore>& prune_scores() {
   static const std::vector<PruneScore> scores = {
-      {"meta_weight", "highest", "the Meta-Weight-Net's weight: prune the samples the meta-learner down-weights"},
+      {"meta_weight", "highest",
+       "the Meta-Weight-Net's mean weight: prune the samples the meta-learner did not up-weight while learning"},
+      {"meta_log_weight", "highest",
+       "the mean log-weight (geometric mean weight): prune the samples the meta-learner down-weighted at times"},
       {"meta_weight_envelope", "highest",
        "the weight's non-increasing envelope: prune the losses beyond where the meta-learner rejects (noise)"},
       {"el2n", "highest", "the hard samples (EL2N, Paul et al. 2021): prune the easy ones"},

@@ -2,6 +2,7 @@
 
 #include "sama/core/error.hpp"
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <limits>
@@ -22,6 +23,7 @@ const char* SampleScores::name(Score s) {
   switch (s) {
     case meta_weight: return "meta_weight";
     case meta_weight_envelope: return "meta_weight_envelope";
+    case meta_log_weight: return "meta_log_weight";
     case el2n: return "el2n";
     case grand: return "grand";
     case loss: return "loss";
@@ -47,11 +49,17 @@ SampleScores::SampleScores(std::vector<std::int64_t> ids, std::size_t dataset_si
 bool SampleScores::collects(Score s, long epoch) const {
   switch (s) {
     case meta_weight:
+    case meta_log_weight:
     case meta_weight_envelope: return epoch >= w_.meta_first && epoch < w_.meta_last;
     case el2n:
     case grand: return epoch >= w_.early_first && epoch < w_.early_last;
     default: return true;
   }
+}
+
+double SampleScores::weight_cap() const {
+  const double visits = static_cast<double>(std::max(1L, w_.meta_last - w_.meta_first));
+  return std::min(1048576.0, std::floor(kMaxValue / visits));  // 2²⁰; the sum of all visits < 2³⁰
 }
 
 std::uint64_t* SampleScores::row(std::int64_t id) {
@@ -100,19 +108,34 @@ void SampleScores::save(io::CheckpointData& c, const comm::Communicator& comm) c
   comm::check_mpi(MPI_Reduce(acc_.data(), total.data(), static_cast<int>(acc_.size()), MPI_UINT64_T, MPI_SUM, 0,
                              comm.get()),
                   "MPI_Reduce(sample scores)", comm.get());
-  if (comm.rank() == 0) c.ints["sample_scores"] = as_int64(total);
+  if (comm.rank() == 0) {
+    c.ints["sample_scores"] = as_int64(total);
+    c.ints["sample_scores_layout"] = {kLayout, kNumScores, static_cast<std::int64_t>(words_)};
+  }
 }
 
 void SampleScores::restore(const io::CheckpointData& c, const comm::Communicator& comm) {
   const std::size_t rows = ids_.size(), head = 2 * kNumScores;
+  // Checkpoints of sama versions before the layout was recorded summed other scores (no
+  // meta_log_weight; meta_weight was the log-weight): their sums cannot be continued as these.
+  if (!c.ints.count("sample_scores_layout"))
+    fail("checkpoint '{}' holds per-sample score sums of an older sama (no 'sample_scores_layout'; its meta_weight "
+         "summed log-weights): this version cannot continue them; finish the run with the sama that wrote it, or "
+         "start afresh (--overwrite)",
+         c.source);
+  const auto& layout = c.i("sample_scores_layout", 3);
+  if (layout[0] != kLayout || layout[1] != kNumScores)
+    fail("checkpoint '{}': per-sample scores of layout {} with {} scores, this sama sums layout {} with {}; finish the "
+         "run with the sama that wrote it, or start afresh (--overwrite)",
+         c.source, layout[0], layout[1], kLayout, static_cast<int>(kNumScores));
   const auto& saved = c.i("sample_scores", SIZE_MAX);
   // A run extended to more epochs (more 64-bit words of per-epoch bits per row) takes its rows over.
-  const std::size_t old_fields = rows > 0 ? saved.size() / rows : 0;
-  if (saved.size() != acc_.size() &&
-      (rows == 0 || saved.size() % rows != 0 || old_fields < head || (old_fields - head) % 2 != 0 ||
-       (old_fields - head) / 2 > words_))
-    fail("checkpoint '{}': array 'sample_scores' has {} values, this run needs {}", c.source, saved.size(), acc_.size());
-  const std::size_t old_words = (old_fields - head) / 2;
+  const auto old_words = static_cast<std::size_t>(std::max<std::int64_t>(layout[2], 0));
+  const std::size_t old_fields = head + 2 * old_words;
+  if (layout[2] < 0 || old_words > words_ || saved.size() != rows * old_fields)
+    fail("checkpoint '{}': array 'sample_scores' has {} values for {} words of epoch bits; this run has {} rows and "
+         "needs {} values",
+         c.source, saved.size(), layout[2], rows, acc_.size());
   std::fill(acc_.begin(), acc_.end(), 0);
   if (comm.rank() != 0) return;
   for (std::size_t r = 0; r < rows; ++r) {

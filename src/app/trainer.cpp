@@ -1002,6 +1002,7 @@ void Trainer::record_scores() {
   SampleScores& s = *scores_;
   const bool grand = s.collects(SampleScores::grand, epoch_), early = s.collects(SampleScores::el2n, epoch_);
   const bool weight = method_ != meta::Method::none && s.collects(SampleScores::meta_weight, epoch_);
+  const double weight_cap = s.weight_cap();
   fetch(losses_host_, losses_);
   fetch(correct_host_, correct_);
   if (early) fetch(el2n_host_, el2n_);
@@ -1022,7 +1023,9 @@ void Trainer::record_scores() {
     if (grand && coef_host_(i) != 0)
       s.add(SampleScores::grand, ids[i], std::sqrt(double(grad_sq_host_(i))) / std::abs(double(coef_host_(i))));
     if (weight) {
-      s.add(SampleScores::meta_weight, ids[i], raw_weight_host_(i));
+      const double log_weight = raw_weight_host_(i);
+      s.add(SampleScores::meta_weight, ids[i], std::min(std::exp(log_weight), weight_cap));
+      s.add(SampleScores::meta_log_weight, ids[i], log_weight);
       s.add(SampleScores::meta_weight_envelope, ids[i], envelope_host_(i));
     }
   }
@@ -1054,13 +1057,18 @@ void Trainer::write_scores(const std::string& path) {
                            {"ranks", double(comm_.size())}, {"seed", double(deck_.train.seed)}};
     out.scores.push_back(std::move(c));
   };
-  if (method_ != meta::Method::none)
+  if (method_ != meta::Method::none) {
     column("meta_weight", blk.mean[SampleScores::meta_weight],
-           fmt::format("mean over the visits in the window of the log of the un-normalised weight (not clamped; the "
-                       "log of the geometric mean weight), the weight being {}",
-                       weight_description()),
-           w.meta_first,
-           w.meta_last);
+           fmt::format("mean over the visits in the window of the un-normalised weight (the arithmetic mean; a visit "
+                       "counts at most {:g}), the weight being {}; the pruning score: high where the meta-learner "
+                       "up-weighted the sample while it was being learned",
+                       scores_->weight_cap(), weight_description()),
+           w.meta_first, w.meta_last);
+    column("meta_log_weight", blk.mean[SampleScores::meta_log_weight],
+           "mean over the visits in the window of the log of the un-normalised weight (not clamped; the log of the "
+           "geometric mean weight: dominated by the visits with the lowest weight)",
+           w.meta_first, w.meta_last);
+  }
   if (method_ != meta::Method::none)
     column("meta_weight_envelope", blk.mean[SampleScores::meta_weight_envelope],
            "mean over the visits in the window of the non-increasing envelope of the log-weight: the log of the "

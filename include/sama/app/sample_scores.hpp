@@ -2,7 +2,7 @@
 // Per-sample training statistics for data pruning and noise detection (scores.h5).
 //
 // While training, every visit of a sample (once per epoch, on whichever rank holds it) adds to that
-// sample's running sums: the log of the weight net's un-normalised weight, EL2N ‖softmax − onehot(y)‖₂,
+// sample's running sums: the weight net's un-normalised weight and its log, EL2N ‖softmax − onehot(y)‖₂,
 // GraNd ‖∂ℓ_i/∂θ‖₂ (all of θ, exact per sample), the loss, and one bit "classified correctly" per
 // epoch for forgetting events. The sums are fixed point (64-bit two's complement, resolution 2⁻³²) and every
 // (sample, epoch) bit is set by at most one rank, so adding the ranks' partial sums is exact and
@@ -19,7 +19,9 @@ namespace sama::app {
 class SampleScores {
  public:
   /// The averaged scores; each is summed over the epochs of its window.
-  enum Score : int { meta_weight = 0, el2n, grand, loss, meta_weight_envelope, kNumScores };
+  /// meta_weight: the un-normalised weight (capped at weight_cap()), its arithmetic mean the pruning
+  /// score; meta_log_weight: the weight's log (its mean: the log of the geometric mean weight).
+  enum Score : int { meta_weight = 0, el2n, grand, loss, meta_weight_envelope, meta_log_weight, kNumScores };
   static const char* name(Score s);
 
   /// Zero-based epochs [first, last) of each window, and the run's number of epochs (≥ 1).
@@ -35,6 +37,9 @@ class SampleScores {
   const Windows& windows() const { return w_; }
   /// Whether score s is collected in this epoch.
   bool collects(Score s, long epoch) const;
+  /// The largest meta_weight a visit adds: 2²⁰, or less where the window has more than 2¹⁰ epochs, so
+  /// that a sample's fixed-point sum stays below 2³⁰ (exact) however long the run.
+  double weight_cap() const;
   /// One visit of sample `id`: adds value to score s. Non-finite or implausibly large values (≥ 2³⁰)
   /// are not counted.
   void add(Score s, std::int64_t id, double value);
@@ -42,7 +47,9 @@ class SampleScores {
   void add_correct(std::int64_t id, long epoch, bool correct);
 
   /// Sums the partial accumulators of all ranks into rank 0 (a copy; the ranks keep their own), for a
-  /// checkpoint: the returned arrays are meaningful on rank 0 only.
+  /// checkpoint: the returned arrays are meaningful on rank 0 only. The layout (kLayout, the number of
+  /// scores and of per-epoch words) is saved alongside; restore refuses a checkpoint whose scores were
+  /// summed with another layout (an older sama's), naming what differs, rather than misreading it.
   void save(io::CheckpointData& c, const comm::Communicator& comm) const;
   /// Takes the totals of a checkpoint (on rank 0; the other ranks start from zero).
   void restore(const io::CheckpointData& c, const comm::Communicator& comm);
@@ -68,6 +75,8 @@ class SampleScores {
  private:
   // One row of fields per sample: sums[kNumScores], counts[kNumScores], correct bits[W], visited bits[W].
   std::size_t fields() const { return 2 * kNumScores + 2 * words_; }
+  /// Version of what the sums hold: 2 = meta_weight is the capped weight and meta_log_weight its log.
+  static constexpr std::int64_t kLayout = 2;
   std::uint64_t* row(std::int64_t id);
 
   std::vector<std::int64_t> ids_;
