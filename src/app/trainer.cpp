@@ -635,6 +635,9 @@ void Trainer::init_hypergradients() {
     hessian_ = std::make_unique<meta::HessianProduct<real>>(model_, meta::parse_hvp_mode(m.hvp), m.hvp_radius);
     hessian_coef_ = make_vec<real>("sama::hessian_coef", workspace_);
   }
+  // Forward mode's workspace (every method here takes δ by loss_jvp; exact HVPs need more) now, so
+  // that no step allocates a View.
+  model_.reserve_forward_mode(hessian_ && meta::parse_hvp_mode(m.hvp) == meta::HvpMode::exact);
   if (uses(meta::Method::neumann) || uses(meta::Method::cg)) solver_ = std::make_unique<meta::SolverWorkspace<real>>(n);
   if (uses(meta::Method::unrolled)) {
     adjoint_ = std::make_unique<meta::OptimizerAdjoint<real>>(deck_.optimizer.cfg, n);
