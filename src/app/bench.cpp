@@ -1,5 +1,7 @@
 // `sama bench`: per MLP size and method, samples/s, peak RSS, the GEMM FLOP rate the training step
-// achieves, and the sgemm rate of the very same GEMM shapes replayed alone in the same run.
+// achieves, and the sgemm rate of the very same GEMM shapes replayed alone in the same run; and per
+// timed training step what Kokkos did (View allocations, deep copies, kernel launches), counted by its
+// tool callbacks (sama/core/kokkos_counters.hpp).
 #include "sama/app/commands.hpp"
 #include "sama/app/deck.hpp"
 #include "sama/app/trainer.hpp"
@@ -21,6 +23,7 @@ struct Record {
   std::string method, hidden;
   long batch = 0;
   double samples_per_s = 0, achieved_gflops = 0, sgemm_gflops = 0, peak_rss_mb = 0;
+  StepCounts counts;  // per timed step (steps = 0: not counted)
 };
 
 /// Replays the recorded GEMM calls alone (same shapes, same transposes) and returns GFLOP/s.
@@ -84,6 +87,7 @@ int run_bench(const BenchArgs& args, const comm::Communicator& comm, std::ostrea
       RunOptions opt;
       opt.untimed_steps = args.warmup;
       opt.record_gemm_calls = true;
+      opt.count_kokkos = args.counters;
       const RunResult r = train(deck, opt, comm);
       Record rec;
       rec.method = method;
@@ -93,6 +97,7 @@ int run_bench(const BenchArgs& args, const comm::Communicator& comm, std::ostrea
       rec.achieved_gflops = r.gemm_flops / r.train_seconds * 1e-9;
       rec.sgemm_gflops = replay_gflops(r.gemm_calls);
       rec.peak_rss_mb = r.peak_rss_mb;
+      rec.counts = per_step_counts(r, args.warmup);
       records.push_back(rec);
       out << fmt::format("{:<10} {:<8} {:>12.0f} {:>12.2f} {:>12.2f} {:>10.3f} {:>10.1f}\n", rec.hidden, rec.method,
                          rec.samples_per_s, rec.achieved_gflops, rec.sgemm_gflops,
@@ -103,17 +108,43 @@ int run_bench(const BenchArgs& args, const comm::Communicator& comm, std::ostrea
     out << fmt::format("hidden {}: sama/none peak RSS {:.3f}, sama/none samples/s {:.3f}\n", records[i].hidden,
                        records[i + 1].peak_rss_mb / records[i].peak_rss_mb,
                        records[i + 1].samples_per_s / records[i].samples_per_s);
+  if (args.counters) {
+    out << "Kokkos per timed step (tool callbacks): View allocations in host / device memory (most in one step), "
+           "deep copies host->device, device->host, within a space, aliased (no data moved), fills; kernel "
+           "launches; profiling regions\n";
+    out << fmt::format("{:<10} {:<8} {:>7} {:>7} {:>5} {:>7} {:>7} {:>7} {:>8} {:>7} {:>8} {:>8}\n", "hidden", "method",
+                       "alloc H", "alloc D", "max", "H->D", "D->H", "same", "aliased", "fills", "kernels", "regions");
+    for (const auto& r : records) {
+      const StepCounts& c = r.counts;
+      out << fmt::format("{:<10} {:<8} {:>7.2f} {:>7.2f} {:>5} {:>7.2f} {:>7.2f} {:>7.2f} {:>8.2f} {:>7.2f} {:>8.1f} {:>8.1f}\n",
+                         r.hidden, r.method, c.host_allocations, c.device_allocations, c.max_allocations,
+                         c.copies_host_to_device, c.copies_device_to_host, c.copies_same_space, c.copies_aliased,
+                         c.fills, c.kernels, c.regions);
+    }
+  }
   if (!args.json.empty()) {
     std::ofstream js(args.json);
     if (!js) fail("cannot create '{}'", args.json);
     js << "[\n";
     for (std::size_t i = 0; i < records.size(); ++i) {
       const auto& r = records[i];
+      const StepCounts& c = r.counts;
+      const std::string counts =
+          args.counters
+              ? fmt::format(
+                    ", \"counted_steps\": {}, \"view_allocations_host_per_step\": {:.6g}, "
+                    "\"view_allocations_device_per_step\": {:.6g}, \"view_allocations_max_in_a_step\": {}, "
+                    "\"deep_copies_host_to_device_per_step\": {:.6g}, \"deep_copies_device_to_host_per_step\": {:.6g}, "
+                    "\"deep_copies_same_space_per_step\": {:.6g}, \"deep_copies_aliased_per_step\": {:.6g}, "
+                    "\"fills_per_step\": {:.6g}, \"kernel_launches_per_step\": {:.6g}, \"regions_per_step\": {:.6g}",
+                    c.steps, c.host_allocations, c.device_allocations, c.max_allocations, c.copies_host_to_device,
+                    c.copies_device_to_host, c.copies_same_space, c.copies_aliased, c.fills, c.kernels, c.regions)
+              : std::string();
       js << fmt::format(
           "  {{\"method\": \"{}\", \"hidden\": \"{}\", \"batch\": {}, \"samples_per_s\": {:.6g}, "
-          "\"achieved_gflops\": {:.6g}, \"sgemm_gflops\": {:.6g}, \"ratio_to_sgemm\": {:.6g}, \"peak_rss_mb\": {:.6g}}}{}\n",
+          "\"achieved_gflops\": {:.6g}, \"sgemm_gflops\": {:.6g}, \"ratio_to_sgemm\": {:.6g}, \"peak_rss_mb\": {:.6g}{}}}{}\n",
           r.method, r.hidden, r.batch, r.samples_per_s, r.achieved_gflops, r.sgemm_gflops,
-          r.achieved_gflops / r.sgemm_gflops, r.peak_rss_mb, i + 1 < records.size() ? "," : "");
+          r.achieved_gflops / r.sgemm_gflops, r.peak_rss_mb, counts, i + 1 < records.size() ? "," : "");
     }
     js << "]\n";
     if (!js) fail("cannot write '{}'", args.json);

@@ -29,6 +29,7 @@ struct HgRecord {
   long batch = 0;
   double iterations_per_s = 0, samples_per_s = 0, peak_rss_mb = 0, cosine = NAN, norm_ratio = NAN;
   double gemm_flops_per_iteration = 0;
+  StepCounts counts;  // Kokkos per timed iteration (steps = 0: not counted)
 };
 
 Deck bench_deck(const std::vector<long>& hidden, const Config& c, long steps) {
@@ -60,8 +61,9 @@ int run_bench_hypergradients(const BenchArgs& args, const comm::Communicator& co
       "timed iterations after {}; cosine and norm ratio to cg K={} on the same batches, every 5th meta step of a "
       "separate run\n",
       args.steps, args.warmup, reference_k);
-  out << fmt::format("{:<8} {:<18} {:>3} {:>10} {:>9} {:>8} {:>8} {:>7} {:>8} {:>10}\n", "hidden", "method", "K",
-                     "iter/s", "vs none", "RSS MB", "vs none", "cosine", "|g|/|ref|", "GFLOP/iter");
+  out << fmt::format("{:<8} {:<18} {:>3} {:>10} {:>9} {:>8} {:>8} {:>7} {:>8} {:>10} {:>7} {:>8}\n", "hidden", "method",
+                     "K", "iter/s", "vs none", "RSS MB", "vs none", "cosine", "|g|/|ref|", "GFLOP/iter", "allocs",
+                     "kernels");
   for (const auto& hidden : sizes) {
     const std::size_t first = records.size();
     for (const auto& c : configs) {
@@ -69,6 +71,7 @@ int run_bench_hypergradients(const BenchArgs& args, const comm::Communicator& co
       reset_peak_rss();
       RunOptions opt;
       opt.untimed_steps = args.warmup;
+      opt.count_kokkos = args.counters;
       const RunResult r = train(bench_deck(hidden, c, args.warmup + args.steps), opt, comm);
       HgRecord rec;
       rec.cfg = c;
@@ -78,6 +81,7 @@ int run_bench_hypergradients(const BenchArgs& args, const comm::Communicator& co
       rec.iterations_per_s = r.samples_per_second / 128.0;
       rec.peak_rss_mb = r.peak_rss_mb;
       rec.gemm_flops_per_iteration = r.gemm_flops / double(args.steps);
+      rec.counts = per_step_counts(r, args.warmup);
       if (c.method != "none") {  // quality: a separate, untimed run with the diagnostic on
         Deck d = bench_deck(hidden, c, args.warmup + 50);
         d.meta.diagnose_every = 5;
@@ -89,11 +93,14 @@ int run_bench_hypergradients(const BenchArgs& args, const comm::Communicator& co
       }
       records.push_back(rec);
       const HgRecord& none = records[first];
-      out << fmt::format("{:<8} {:<18} {:>3} {:>10.1f} {:>9.3f} {:>8.1f} {:>8.3f} {:>7.4f} {:>8.3f} {:>10.4f}\n",
+      const bool counted = rec.counts.steps > 0;
+      out << fmt::format("{:<8} {:<18} {:>3} {:>10.1f} {:>9.3f} {:>8.1f} {:>8.3f} {:>7.4f} {:>8.3f} {:>10.4f} {:>7} {:>8}\n",
                          rec.hidden, c.method, c.k > 0 ? std::to_string(c.k) : "-", rec.iterations_per_s,
                          rec.iterations_per_s / none.iterations_per_s, rec.peak_rss_mb,
                          rec.peak_rss_mb / none.peak_rss_mb, rec.cosine, rec.norm_ratio,
-                         rec.gemm_flops_per_iteration * 1e-9);
+                         rec.gemm_flops_per_iteration * 1e-9,
+                         counted ? fmt::format("{:.2f}", rec.counts.host_allocations + rec.counts.device_allocations) : "-",
+                         counted ? fmt::format("{:.1f}", rec.counts.kernels) : "-");
     }
     // SAMA's meta step against its FLOP-count prediction: the extra time per iteration over `none`,
     // against none's time per iteration scaled by the extra GEMM FLOPs (one meta forward and backward,
@@ -154,10 +161,17 @@ int run_bench_hypergradients(const BenchArgs& args, const comm::Communicator& co
       js << fmt::format(
           "  {{\"method\": \"{}\", \"k\": {}, \"hidden\": \"{}\", \"batch\": {}, \"iterations_per_s\": {}, "
           "\"samples_per_s\": {}, \"peak_rss_mb\": {}, \"iterations_per_s_vs_none\": {}, \"peak_rss_vs_none\": {}, "
-          "\"cosine_to_reference\": {}, \"norm_ratio_to_reference\": {}, \"gemm_gflop_per_iteration\": {}}},\n",
+          "\"cosine_to_reference\": {}, \"norm_ratio_to_reference\": {}, \"gemm_gflop_per_iteration\": {}{}}},\n",
           r.cfg.method, r.cfg.k, r.hidden, r.batch, num(r.iterations_per_s), num(r.samples_per_s),
           num(r.peak_rss_mb), num(r.iterations_per_s / none->iterations_per_s), num(r.peak_rss_mb / none->peak_rss_mb),
-          num(r.cosine), num(r.norm_ratio), num(r.gemm_flops_per_iteration * 1e-9));
+          num(r.cosine), num(r.norm_ratio), num(r.gemm_flops_per_iteration * 1e-9),
+          r.counts.steps > 0
+              ? fmt::format(", \"view_allocations_host_per_step\": {:.6g}, \"view_allocations_device_per_step\": {:.6g}, "
+                            "\"view_allocations_max_in_a_step\": {}, \"deep_copies_host_to_device_per_step\": {:.6g}, "
+                            "\"deep_copies_device_to_host_per_step\": {:.6g}, \"kernel_launches_per_step\": {:.6g}",
+                            r.counts.host_allocations, r.counts.device_allocations, r.counts.max_allocations,
+                            r.counts.copies_host_to_device, r.counts.copies_device_to_host, r.counts.kernels)
+              : std::string());
     }
     for (std::size_t i = 0; i < ks.size(); ++i)
       js << fmt::format("  {{\"method\": \"unrolled_memory\", \"k\": {}, \"hidden\": \"256,256\", \"batch\": 128, "

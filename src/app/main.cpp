@@ -52,6 +52,9 @@ int main(int argc, char** argv) {
     bench_cmd->add_flag("--hypergradients", bench.hypergradients,
                         "compare the hypergradient methods (none, sama, sama_jvp, finite_difference, neumann, cg, "
                         "unrolled at K = 1 and 5): speed, memory, cosine to a CG reference");
+    bench_cmd->add_flag("!--no-counters", bench.counters,
+                        "do not count Kokkos' View allocations, deep copies and kernel launches per step (counting "
+                        "sets Kokkos tool callbacks; with Kokkos 4 these add a fence per kernel, which slows a GPU)");
 
     sama::app::PruneArgs prune;
     auto* prune_cmd = app.add_subcommand("prune", "write a keep mask (data pruning) from a run's per-sample scores");

@@ -19,6 +19,7 @@
 #include "sama/core/blas_core.hpp"
 #include "sama/core/error.hpp"
 #include "sama/core/gemm.hpp"
+#include "sama/core/kokkos_counters.hpp"
 #include "sama/core/timer.hpp"
 #include "sama/core/vector_ops.hpp"
 #include "sama/data/dataset.hpp"
@@ -411,19 +412,26 @@ class Trainer {
 
 void Trainer::backward_allreduce(VecU<const real> coef, VecU<const int> y) {
   reducer_->begin();
-  model_.backward(theta_, coef, y, grad_, [this](std::size_t off, std::size_t n) { reducer_->ready(off, n); });
+  {
+    ScopedRegion region("sama::backward");  // the buckets' all-reduces start as layers complete
+    model_.backward(theta_, coef, y, grad_, [this](std::size_t off, std::size_t n) { reducer_->ready(off, n); });
+  }
+  ScopedRegion region("sama::gradient_reduction");  // waiting for what backward did not hide
   reducer_->finish();
 }
 
 double Trainer::base_gradient() {
   const std::size_t b = base_.size;
   VecU<real> losses = slice<real>(losses_, 0, b), weights = slice<real>(weights_, 0, b), coef = slice<real>(coef_, 0, b);
-  model_.losses(theta_, base_.xs(), base_.ys(), losses);  // ℓ_i(θ)
-  if (method_ == meta::Method::none) ops::fill<real>(weights, 1);
-  else mwn_.forward(lambda_, losses, weights, sum_);      // w_i = MWN_λ(ℓ_i), input detached
-  ops::scale<real>(weights, static_cast<real>(1.0 / static_cast<double>(batch_size_)), coef);  // L = (1/B) Σ w_i ℓ_i
   const bool grand = scores_ && scores_->collects(SampleScores::grand, epoch_);
-  if (scores_) model_.sample_errors(base_.ys(), slice<real>(el2n_, 0, b), slice<int>(correct_, 0, b));
+  {
+    ScopedRegion region("sama::base_forward");
+    model_.losses(theta_, base_.xs(), base_.ys(), losses);  // ℓ_i(θ)
+    if (method_ == meta::Method::none) ops::fill<real>(weights, 1);
+    else mwn_.forward(lambda_, losses, weights, sum_);      // w_i = MWN_λ(ℓ_i), input detached
+    ops::scale<real>(weights, static_cast<real>(1.0 / static_cast<double>(batch_size_)), coef);  // L = (1/B) Σ w_i ℓ_i
+    if (scores_) model_.sample_errors(base_.ys(), slice<real>(el2n_, 0, b), slice<int>(correct_, 0, b));
+  }
   if (grand) {  // per-sample gradient norms, accumulated by the backward pass itself
     ops::fill<real>(slice<real>(grad_sq_, 0, b), 0);
     model_.mlp().set_sample_grad_norms(slice<real>(grad_sq_, 0, b));
@@ -434,13 +442,22 @@ double Trainer::base_gradient() {
 }
 
 void Trainer::base_update(double lr, double loss_sum) {
-  if (history_) history_->record(theta_, lambda_, slice<const real>(losses_, 0, base_.size), *base_ids_, lr);
-  base_opt_->step(theta_, grad_, lr);                     // θ ← θ − u(g); keeps what D needs
-  if (history_) history_->record_state(*base_opt_);       // (unrolled: θ_t, λ_t, inputs, state after)
+  {
+    ScopedRegion region("sama::optimizer_step");
+    if (history_) history_->record(theta_, lambda_, slice<const real>(losses_, 0, base_.size), *base_ids_, lr);
+    base_opt_->step(theta_, grad_, lr);                     // θ ← θ − u(g); keeps what D needs
+    if (history_) history_->record_state(*base_opt_);       // (unrolled: θ_t, λ_t, inputs, state after)
+  }
   window_base_loss_ += loss_sum;
   ++window_steps_;
-  accumulate_weight_stats();
-  if (scores_) record_scores();
+  {
+    ScopedRegion region("sama::weight_statistics");
+    accumulate_weight_stats();
+  }
+  if (scores_) {
+    ScopedRegion region("sama::scores");
+    record_scores();
+  }
 }
 
 std::array<int, 4> Trainer::agree(bool nonfinite, int stop_reason, bool time_due, bool orphaned) {
@@ -452,7 +469,12 @@ std::array<int, 4> Trainer::agree(bool nonfinite, int stop_reason, bool time_due
 }
 
 void Trainer::meta_step() {
-  const double meta_loss_sum = meta_gradient();  // v = ∂L_meta/∂θ in grad_
+  double meta_loss_sum = 0;
+  {
+    ScopedRegion region("sama::meta_gradient");
+    meta_loss_sum = meta_gradient();  // v = ∂L_meta/∂θ in grad_
+  }
+  ScopedRegion hypergradient_region("sama::hypergradient");
   VecU<real> v = grad_;
   const bool probe = method_ == meta::Method::sama || method_ == meta::Method::finite_difference;
   const bool diagnose = diagnosis_due();
@@ -464,7 +486,11 @@ void Trainer::meta_step() {
   } else {
     hypergradient(method_, deck_.meta.k, v_, lambda_grad_);
   }
-  if (diagnose) diagnose_hypergradient(v_);
+  if (diagnose) {
+    ScopedRegion region("sama::hypergradient_diagnosis");
+    diagnose_hypergradient(v_);
+  }
+  hypergradient_region.end();
   // The λ-gradient is summed over ranks, so every rank takes the same decision.
   if (!ops::all_finite<real>(lambda_grad_) || !std::isfinite(meta_loss_sum)) {
     ++nonfinite_total_;
@@ -472,6 +498,7 @@ void Trainer::meta_step() {
   }
   lambda_grad_norm_sum_ += ops::norm2<real>(lambda_grad_);
   ++lambda_grad_norms_;
+  ScopedRegion region("sama::meta_optimizer_step");
   meta_opt_->step(lambda_, lambda_grad_, deck_.meta.lr);
   window_meta_loss_ += meta_loss_sum;
   window_eps_ += epsilon;
@@ -608,6 +635,9 @@ void Trainer::init_hypergradients() {
     hessian_ = std::make_unique<meta::HessianProduct<real>>(model_, meta::parse_hvp_mode(m.hvp), m.hvp_radius);
     hessian_coef_ = make_vec<real>("sama::hessian_coef", workspace_);
   }
+  // Forward mode's workspace (every method here takes δ by loss_jvp; exact HVPs need more) now, so
+  // that no step allocates a View.
+  model_.reserve_forward_mode(hessian_ && meta::parse_hvp_mode(m.hvp) == meta::HvpMode::exact);
   if (uses(meta::Method::neumann) || uses(meta::Method::cg)) solver_ = std::make_unique<meta::SolverWorkspace<real>>(n);
   if (uses(meta::Method::unrolled)) {
     adjoint_ = std::make_unique<meta::OptimizerAdjoint<real>>(deck_.optimizer.cfg, n);
@@ -1194,7 +1224,10 @@ void Trainer::log_and_evaluate(long done, double lr, bool log_now, bool eval_now
   }
   if (eval_now) {
     double acc = 0, loss = 0;
-    evaluate(acc, loss);
+    {
+      ScopedRegion region("sama::evaluate");
+      evaluate(acc, loss);
+    }
     r.final_test_accuracy = acc;
     r.final_test_loss = loss;
     r.best_test_accuracy = std::max(r.best_test_accuracy, acc);
@@ -1246,6 +1279,15 @@ RunResult Trainer::run() {
 
   GemmRecorder gemm_count;
   gemm_count.keep_calls(opt_.record_gemm_calls);
+  if (opt_.count_kokkos) kokkos_counters::install();
+  KokkosCounts counted = kokkos_counters::read();  // (all zero unless installed)
+  // What Kokkos did since `counted`, added to `into` (with RunOptions::count_kokkos).
+  const auto count_into = [&](KokkosCounts& into) {
+    if (!opt_.count_kokkos) return;
+    const KokkosCounts now = kokkos_counters::read();
+    into += now - counted;
+    counted = now;
+  };
   Timer train_timer, window_timer, wall, since_checkpoint;
   const auto& ck = deck_.checkpoint;
   const bool checkpoints = !opt_.out_dir.empty();
@@ -1259,18 +1301,24 @@ RunResult Trainer::run() {
     const char* phase = "base step";
     const long done = step + 1;
     std::array<int, 4> control{};
+    if (opt_.count_kokkos) count_into(result_.kokkos_between_steps);
+    ScopedRegion step_region("sama::step");
     try {
       if (step == deck_.debug.fail_step && comm_.rank() == deck_.debug.fail_rank)
         fail("failure injected by debug.fail_step/debug.fail_rank");
       epoch_ = step / static_cast<long>(sampler_.batches_per_epoch());
       base_ids_ = &sampler_.next();
-      base_.load(data_.train, data_.norm, data_.labels.observed, base_ids_->data(), base_ids_->size());
+      {
+        ScopedRegion region("sama::gather");
+        base_.load(data_.train, data_.norm, data_.labels.observed, base_ids_->data(), base_ids_->size());
+      }
       double loss_sum = base_gradient();
       if (comm_.rank() == deck_.debug.nan_rank && step >= deck_.debug.nan_step &&
           step < deck_.debug.nan_step + deck_.debug.nan_count)
         loss_sum = std::numeric_limits<double>::quiet_NaN();
       // Every rank learns whether any rank saw a non-finite loss or gradient, and whether a stop or a
       // timed checkpoint is due (decided on rank 0's clock), in one small all-reduce.
+      ScopedRegion control_region("sama::control");
       const bool bad = !std::isfinite(loss_sum) || !ops::all_finite<real>(grad_);
       const double budget_s = 60.0 * ck.wall_time_minutes;
       const int stop = stop_signal() != 0                 ? stop_signal()
@@ -1279,6 +1327,7 @@ RunResult Trainer::run() {
                                                                                         : 0;
       const bool time_due = ck.every_minutes > 0 && comm_.rank() == 0 && since_checkpoint.seconds() >= 60.0 * ck.every_minutes;
       control = agree(bad, stop, time_due, launcher_gone());
+      control_region.end();
       if (control[3]) {
         // mpirun (or orted) died, e.g. by kill -9: this rank is an orphan. Stop at once on every rank,
         // writing nothing (a resume or a new run may already own the directory).
@@ -1302,22 +1351,30 @@ RunResult Trainer::run() {
         base_update(lr, loss_sum);
         if (meta_due(step)) {
           phase = "meta step";
+          ScopedRegion region("sama::meta_step");
           const auto& meta_ids = meta_sampler_.next();
-          meta_.load(data_.train, data_.norm, data_.train.labels, meta_ids.data(), meta_ids.size());
+          {
+            ScopedRegion gather("sama::meta_gather");
+            meta_.load(data_.train, data_.norm, data_.train.labels, meta_ids.data(), meta_ids.size());
+          }
           meta_step();
         }
       }
       if (deck_.parallel.check_replicas > 0 && done % deck_.parallel.check_replicas == 0) {
         phase = "replica check";
+        ScopedRegion region("sama::replica_check");
         check_replicas(done);
       }
     } catch (const std::exception& e) {
       fail("step {} ({}): {}", step, phase, e.what());
     }
+    step_region.end();
+    if (opt_.count_kokkos) count_into(result_.kokkos_steps.emplace_back());
     const bool log_now = done % deck_.train.log_interval == 0 || done == total_steps_;
     const bool eval_now = done % eval_interval_ == 0 || done == total_steps_;
     if (log_now || eval_now) {
       train_seconds_ += train_timer.seconds();
+      ScopedRegion region("sama::logging");
       log_and_evaluate(done, lr, log_now, eval_now, window_timer.seconds(), wall.seconds(), metrics);
       window_timer.reset();
       train_timer.reset();
@@ -1328,6 +1385,7 @@ RunResult Trainer::run() {
     const bool final = done == total_steps_;
     if (checkpoints && (stop_now || control[2] || final || (ck.every_steps > 0 && done % ck.every_steps == 0))) {
       train_seconds_ += train_timer.seconds();
+      ScopedRegion region("sama::checkpoint");
       write_checkpoint(done, stop_now ? "stop requested" : final ? "final" : "scheduled");
       since_checkpoint.reset();
       train_timer.reset();
@@ -1347,6 +1405,7 @@ RunResult Trainer::run() {
       return result_;
     }
   }
+  if (opt_.count_kokkos) count_into(result_.kokkos_between_steps);
   RunResult& r = result_;
   r.steps = total_steps_;
   r.meta_steps = meta_steps_;
@@ -1473,6 +1532,29 @@ double check_memory(const Deck& deck, const Data& data, const RunOptions& option
 }
 
 }  // namespace
+
+StepCounts per_step_counts(const RunResult& r, long first) {
+  StepCounts m;
+  KokkosCounts sum;
+  for (std::size_t i = static_cast<std::size_t>(std::max(first, 0L)); i < r.kokkos_steps.size(); ++i) {
+    const KokkosCounts& c = r.kokkos_steps[i];
+    sum += c;
+    m.max_allocations = std::max(m.max_allocations, c.allocations());
+    ++m.steps;
+  }
+  if (m.steps == 0) return m;
+  const double n = double(m.steps);
+  m.host_allocations = double(sum.host_allocations) / n;
+  m.device_allocations = double(sum.device_allocations) / n;
+  m.copies_host_to_device = double(sum.copies_host_to_device) / n;
+  m.copies_device_to_host = double(sum.copies_device_to_host) / n;
+  m.copies_same_space = double(sum.copies_host_to_host + sum.copies_device_to_device) / n;
+  m.copies_aliased = double(sum.copies_aliased) / n;
+  m.fills = double(sum.fills) / n;
+  m.kernels = double(sum.kernels()) / n;
+  m.regions = double(sum.regions) / n;
+  return m;
+}
 
 RunResult train(const Deck& deck, const RunOptions& options, const comm::Communicator& comm) {
   namespace fs = std::filesystem;

@@ -24,6 +24,15 @@ void ensure(Vec<T>& v, const char* label, std::size_t n) {
 }  // namespace
 
 template <class T>
+void Classifier<T>::reserve_forward_mode(bool hvp) {
+  mlp_.reserve_tangent_workspace();
+  if (!hvp) return;
+  ensure(loss_scratch_, "sama::Classifier::loss_scratch", mlp_.max_batch());
+  ensure(grad_scratch_, "sama::Classifier::grad_scratch", num_params());
+  ensure(dlogits_dot_, "sama::Classifier::dlogits_dot", mlp_.max_batch(), mlp_.out());
+}
+
+template <class T>
 void Classifier<T>::loss_jvp(VecU<const T> theta, VecU<const T> dir, MatU<const T> x, VecU<const int> y,
                              VecU<T> losses, VecU<T> dlosses) {
   SAMA_REQUIRE(dlosses.extent(0) == x.extent(0), "Classifier::loss_jvp: {} outputs for a batch of {}",

@@ -26,6 +26,7 @@ struct BenchArgs {
   long steps = 60;       // timed steps per configuration
   long warmup = 10;
   bool hypergradients = false;  // compare the hypergradient methods instead (run_bench_hypergradients)
+  bool counters = true;  // count Kokkos' allocations, copies and kernels per step (its tool callbacks)
 };
 /// `sama bench`: throughput, memory and GEMM efficiency of `none` and `sama` at two MLP sizes.
 int run_bench(const BenchArgs& args, const comm::Communicator& comm, std::ostream& out);

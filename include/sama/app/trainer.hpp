@@ -3,6 +3,7 @@
 #include "sama/app/deck.hpp"
 #include "sama/comm/communicator.hpp"
 #include "sama/core/gemm.hpp"
+#include "sama/core/kokkos_counters.hpp"
 
 #include <iosfwd>
 #include <string>
@@ -21,6 +22,7 @@ struct RunOptions {
   bool resume_if_present = false; // ... only if there is one (--resume auto); otherwise start afresh
   bool overwrite = false;         // a fresh run may replace a completed or interrupted run in out_dir
   int ranks_per_node = 0;         // for the memory check (0: ask MPI)
+  bool count_kokkos = false;      // install the Kokkos counters; per-step counts in RunResult::kokkos_steps
 };
 
 struct RunResult {
@@ -55,7 +57,22 @@ struct RunResult {
   long hypergrad_diagnoses = 0;
   double mean_hypergrad_cosine = 0;
   double mean_hypergrad_norm_ratio = 0;
+  // With RunOptions::count_kokkos: what Kokkos did in each step of this run (from its first step;
+  // the step itself: gather, base and meta step, replica check), and in the logging, evaluation and
+  // checkpoints between steps, summed.
+  std::vector<KokkosCounts> kokkos_steps;
+  KokkosCounts kokkos_between_steps;
 };
+
+/// Mean Kokkos counts per step over the steps from `first` on of a run with RunOptions::count_kokkos.
+struct StepCounts {
+  long steps = 0;  // steps averaged over
+  double host_allocations = 0, device_allocations = 0;
+  double copies_host_to_device = 0, copies_device_to_host = 0, copies_same_space = 0, copies_aliased = 0, fills = 0;
+  double kernels = 0, regions = 0;
+  long max_allocations = 0;  // the most View allocations (host + device) in one of these steps
+};
+StepCounts per_step_counts(const RunResult& r, long first);
 
 /// Runs the deck to the end; throws sama::Error on any failure (no summary.json is then written).
 RunResult train(const Deck& deck, const RunOptions& options, const comm::Communicator& comm);

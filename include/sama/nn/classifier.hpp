@@ -37,7 +37,11 @@ class Classifier {
   }
 
   // Forward mode (R-operator; definitions in classifier.cpp), exact: no step size, no cancellation.
-  // The workspace is allocated on first use.
+  // The workspace is allocated on first use, or beforehand by reserve_forward_mode().
+
+  /// Allocates the forward-mode workspace now: that of loss_jvp(), and with `hvp` also that of hvp()
+  /// and hvp_again() (so that no training step allocates it).
+  void reserve_forward_mode(bool hvp);
 
   /// losses[i] = ℓ_i(θ) and dlosses[i] = ∂ℓ_i/∂θ · dir (one forward and one tangent forward).
   void loss_jvp(VecU<const T> theta, VecU<const T> dir, MatU<const T> x, VecU<const int> y, VecU<T> losses,

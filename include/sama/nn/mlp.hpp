@@ -56,7 +56,11 @@ class Mlp {
   // linearisation (forward, then backward_linearize of dy = ∂L/∂y, keeping every layer's upstream
   // gradient) followed, per direction θ̇, by forward_tangent and backward_tangent: a second direction
   // at the same point costs only the two tangent passes. A new forward() invalidates both. The
-  // workspace (tangents and upstream gradients, like the activations) is allocated on first use.
+  // workspace (tangents and upstream gradients, like the activations) is allocated on first use, or
+  // beforehand by reserve_tangent_workspace() (so that no training step allocates it).
+
+  /// Allocates the forward-mode workspace now (once; later calls do nothing).
+  void reserve_tangent_workspace() { ensure_tangent_workspace(); }
 
   /// After forward(): the tangent ẏ of every layer's output along a parameter tangent θ̇ (the input
   /// has none), kept for backward_tangent(); returns the network output's tangent [B, out].
