@@ -26,9 +26,10 @@ int main(int argc, char** argv) {
     // KOKKOS_* environment variables (e.g. KOKKOS_DEVICE_ID on GPU nodes).
     int kokkos_argc = 1;
     Kokkos::ScopeGuard kokkos(kokkos_argc, argv);
-    sama::blas_set_threads(1);  // one core per rank: ranks, not BLAS threads, use the cores
     sama::io::silence_errors();
     sama::comm::Communicator comm;
+    // Threads per rank (threads.hpp): 1 unless OMP_NUM_THREADS or SLURM_CPUS_PER_TASK asks for more.
+    sama::app::configure_threads(comm, std::cerr);
 
     CLI::App app{"sama: scalable meta learning (SAMA) for data reweighting and pruning"};
     app.require_subcommand(1);

@@ -110,6 +110,27 @@ void blas_set_threads(int n) {
 #endif
 }
 
+int blas_threads() {
+#ifdef SAMA_HAVE_OPENBLAS
+  return openblas_get_num_threads();
+#else
+  return 0;
+#endif
+}
+
+std::string blas_threading() {
+#ifdef SAMA_HAVE_OPENBLAS
+  switch (openblas_get_parallel()) {
+    case 0: return "sequential";
+    case 1: return "pthreads";
+    case 2: return "OpenMP";
+    default: return "unknown";
+  }
+#else
+  return "unknown";
+#endif
+}
+
 std::string blas_description() {
 #ifdef SAMA_HAVE_OPENBLAS
   return std::string("OpenBLAS (") + openblas_get_config() + ")";

@@ -18,6 +18,13 @@ struct TrainArgs {
 /// `sama train`: returns the process exit code (0, or kExitRequeue after a stop on request).
 int run_train(const TrainArgs& args, const comm::Communicator& comm, std::ostream& log);
 
+/// Decides the threads per rank (threads::plan) from the environment, Kokkos and the node, sets the
+/// BLAS threads, records the plan (threads::applied) and prints its warnings on rank 0. Collective.
+void configure_threads(const comm::Communicator& comm, std::ostream& err);
+/// The threads line of `sama info`, the run header and bench: the applied plan, Kokkos' concurrency
+/// and the BLAS threads in effect.
+std::string threads_report();
+
 /// `sama info`: version, commit, Kokkos, BLAS, MPI, HDF5, CUDA support.
 void print_info(std::ostream& out);
 

@@ -39,8 +39,12 @@ class GemmRecorder {
   GemmRecorder* previous_ = nullptr;
 };
 
-/// Limit the BLAS library to one thread per rank (ranks, not BLAS threads, use the cores).
+/// The threads the BLAS library may use for one call (main() sets them from threads::plan; see
+/// threads.hpp). OpenBLAS only: with another CBLAS, set does nothing and get returns 0 (unknown).
 void blas_set_threads(int n);
+int blas_threads();
+/// How the BLAS library runs threads: "pthreads", "OpenMP", "sequential" (OpenBLAS), or "unknown".
+std::string blas_threading();
 /// A description of the BLAS library in use (e.g. OpenBLAS's config string).
 std::string blas_description();
 
