@@ -11,6 +11,7 @@
 // forward mode, or reverse the last K base steps (unrolled): docs/hypergradients.md.
 #include "sama/app/trainer.hpp"
 
+#include "sama/app/commands.hpp"
 #include "sama/app/preemption.hpp"
 #include "sama/app/sample_scores.hpp"
 #include "sama/comm/gradient_reducer.hpp"
@@ -19,6 +20,7 @@
 #include "sama/core/blas_core.hpp"
 #include "sama/core/error.hpp"
 #include "sama/core/gemm.hpp"
+#include "sama/core/threads.hpp"
 #include "sama/core/timer.hpp"
 #include "sama/core/vector_ops.hpp"
 #include "sama/data/dataset.hpp"
@@ -1230,6 +1232,7 @@ RunResult Trainer::run() {
       fmt::join(model_.mlp().widths(), "-"), model_.num_params(), mwn_.num_params(), total_steps_, batch_size_,
       sampler_.batches_per_epoch());
   say("sama: BLAS core {}", blas::blas_core_report());
+  say("sama: threads {}", threads_report());
   if (comm_.size() > 1)
     say("sama: {} ranks, {} samples each per step; gradient all-reduce ({}) in {} bucket(s) of <= {} MB, "
         "meta strategy {}",
@@ -1584,6 +1587,10 @@ RunResult train(const Deck& deck, const RunOptions& options, const comm::Communi
     j.set("seed", deck.train.seed);
     j.set("blas_core", blas::running_core());
     j.set("blas_core_detail", blas::blas_core_report());
+    j.set("threads_per_rank", static_cast<long>(threads::applied().threads_per_rank));
+    j.set("threads_source", threads::applied().source);
+    j.set("kokkos_concurrency", static_cast<long>(ExecSpace().concurrency()));
+    j.set("blas_threads", static_cast<long>(blas_threads()));
     j.set("comm_hidden_fraction", r.comm_hidden_fraction);
     j.set("comm_exposed_seconds", r.comm_exposed_seconds);
     j.set("nonfinite_steps", r.nonfinite_steps);
