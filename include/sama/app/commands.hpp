@@ -33,6 +33,8 @@ struct BenchArgs {
   long steps = 60;       // timed steps per configuration
   long warmup = 10;
   bool hypergradients = false;  // compare the hypergradient methods instead (run_bench_hypergradients)
+  std::vector<std::string> hidden;   // MLP hidden widths to run, e.g. "256,256" (empty: 256,256 and 100)
+  std::vector<std::string> methods;  // none and/or sama (empty: both)
 };
 /// `sama bench`: throughput, memory and GEMM efficiency of `none` and `sama` at two MLP sizes.
 int run_bench(const BenchArgs& args, const comm::Communicator& comm, std::ostream& out);
