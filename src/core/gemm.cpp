@@ -4,6 +4,8 @@
 
 #include <cblas.h>
 
+#include <algorithm>
+
 #ifdef SAMA_HAVE_CUBLAS
 #include <cublas_v2.h>
 #endif
@@ -43,6 +45,30 @@ static_assert(Kokkos::SpaceAccessibility<HostSpace, MemSpace>::accessible,
 
 CBLAS_TRANSPOSE cb(Op op) { return op == Op::N ? CblasNoTrans : CblasTrans; }
 
+// BLAS threads: those blas_set_threads configured (-1: never called, OpenBLAS's own setting stands)
+// and those OpenBLAS is set to now. A GEMM too small to gain from a second thread runs on one: with
+// N = 10 (the output layer) two OpenBLAS threads are 1.2-2.3x slower than one (pthreads OpenBLAS
+// 0.3.21, Haswell kernels), from about 128x256x256 on they are 1.3-1.6x faster. The choice depends on
+// the shape alone, so a run repeats to the bit at a given thread count.
+int g_blas_threads = -1;
+int g_blas_now = -1;
+constexpr long kThreadedMinDim = 32;          // min(m, n) below this: one thread
+constexpr double kThreadedMinWork = 2097152;  // m*n*k below this (2^21): one thread
+
+void threads_for(long m, long n, long k) {
+#ifdef SAMA_HAVE_OPENBLAS
+  if (g_blas_threads <= 1) return;
+  const bool big = std::min(m, n) >= kThreadedMinDim && double(m) * double(n) * double(k) >= kThreadedMinWork;
+  const int want = big ? g_blas_threads : 1;
+  if (want != g_blas_now) {
+    openblas_set_num_threads(want);
+    g_blas_now = want;
+  }
+#else
+  (void)m, (void)n, (void)k;
+#endif
+}
+
 void blas_call(Op ta, Op tb, int m, int n, int k, float alpha, const float* a, int lda, const float* b,
                int ldb, float beta, float* c, int ldc) {
 #ifdef SAMA_HAVE_CUBLAS
@@ -52,6 +78,7 @@ void blas_call(Op ta, Op tb, int m, int n, int k, float alpha, const float* a, i
     return;
   }
 #endif
+  threads_for(m, n, k);
   cblas_sgemm(CblasRowMajor, cb(ta), cb(tb), m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
 }
 void blas_call(Op ta, Op tb, int m, int n, int k, double alpha, const double* a, int lda, const double* b,
@@ -63,6 +90,7 @@ void blas_call(Op ta, Op tb, int m, int n, int k, double alpha, const double* a,
     return;
   }
 #endif
+  threads_for(m, n, k);
   cblas_dgemm(CblasRowMajor, cb(ta), cb(tb), m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
 }
 
@@ -105,6 +133,7 @@ void GemmRecorder::record(const Call& c) {
 void blas_set_threads(int n) {
 #ifdef SAMA_HAVE_OPENBLAS
   openblas_set_num_threads(n);
+  g_blas_threads = g_blas_now = openblas_get_num_threads();  // what OpenBLAS accepted
 #else
   (void)n;
 #endif
@@ -112,7 +141,7 @@ void blas_set_threads(int n) {
 
 int blas_threads() {
 #ifdef SAMA_HAVE_OPENBLAS
-  return openblas_get_num_threads();
+  return g_blas_threads > 0 ? g_blas_threads : openblas_get_num_threads();
 #else
   return 0;
 #endif
