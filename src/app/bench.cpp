@@ -26,6 +26,7 @@ struct Record {
   std::string method, hidden;
   long batch = 0;
   double samples_per_s = 0, achieved_gflops = 0, sgemm_gflops = 0, peak_rss_mb = 0;
+  double gemm_fraction = 0;  // share of the training time spent inside GEMMs (measured)
 };
 
 /// Replays the recorded GEMM calls alone (same shapes, same transposes) and returns GFLOP/s.
@@ -102,8 +103,8 @@ int run_bench(const BenchArgs& args, const comm::Communicator& comm, std::ostrea
     out << fmt::format("sama bench: MLP 784-H-10, batch 128 (global), synthetic data, {} rank(s), {} timed steps after {}\n",
                        comm.size(), args.steps, args.warmup);
     out << fmt::format("threads: {}\n", threads_report());
-    out << fmt::format("{:<10} {:<8} {:>12} {:>12} {:>12} {:>10} {:>10}\n", "hidden", "method", "samples/s",
-                       "GEMM GF/s", "sgemm GF/s", "ratio", "RSS MB");
+    out << fmt::format("{:<10} {:<8} {:>12} {:>12} {:>12} {:>10} {:>10} {:>8}\n", "hidden", "method", "samples/s",
+                       "GEMM GF/s", "sgemm GF/s", "ratio", "RSS MB", "GEMM %");
   }
   for (const auto& hidden : sizes) {
     for (const auto& method : methods) {
@@ -138,11 +139,12 @@ int run_bench(const BenchArgs& args, const comm::Communicator& comm, std::ostrea
       rec.achieved_gflops = r.gemm_flops / r.train_seconds * 1e-9;
       rec.sgemm_gflops = replay_gflops(r.gemm_calls);
       rec.peak_rss_mb = r.peak_rss_mb;
+      rec.gemm_fraction = r.gemm_seconds / r.train_seconds;
       records.push_back(rec);
       if (root)
-        out << fmt::format("{:<10} {:<8} {:>12.0f} {:>12.2f} {:>12.2f} {:>10.3f} {:>10.1f}\n", rec.hidden, rec.method,
-                           rec.samples_per_s, rec.achieved_gflops, rec.sgemm_gflops,
-                           rec.achieved_gflops / rec.sgemm_gflops, rec.peak_rss_mb);
+        out << fmt::format("{:<10} {:<8} {:>12.0f} {:>12.2f} {:>12.2f} {:>10.3f} {:>10.1f} {:>8.1f}\n", rec.hidden,
+                           rec.method, rec.samples_per_s, rec.achieved_gflops, rec.sgemm_gflops,
+                           rec.achieved_gflops / rec.sgemm_gflops, rec.peak_rss_mb, 100 * rec.gemm_fraction);
     }
   }
   if (!root) return 0;
@@ -162,10 +164,10 @@ int run_bench(const BenchArgs& args, const comm::Communicator& comm, std::ostrea
           "  {{\"method\": \"{}\", \"hidden\": \"{}\", \"batch\": {}, \"samples_per_s\": {:.6g}, "
           "\"achieved_gflops\": {:.6g}, \"sgemm_gflops\": {:.6g}, \"ratio_to_sgemm\": {:.6g}, \"peak_rss_mb\": {:.6g}, "
           "\"ranks\": {}, \"threads_per_rank\": {}, \"threads_source\": \"{}\", \"kokkos_space\": \"{}\", "
-          "\"kokkos_concurrency\": {}, \"blas_threads\": {}}}{}\n",
+          "\"kokkos_concurrency\": {}, \"blas_threads\": {}, \"gemm_time_fraction\": {:.6g}}}{}\n",
           r.method, r.hidden, r.batch, r.samples_per_s, r.achieved_gflops, r.sgemm_gflops,
           r.achieved_gflops / r.sgemm_gflops, r.peak_rss_mb, comm.size(), plan.threads_per_rank,
-          json_escape(plan.source), ExecSpace::name(), kokkos, blas, i + 1 < records.size() ? "," : "");
+          json_escape(plan.source), ExecSpace::name(), kokkos, blas, r.gemm_fraction, i + 1 < records.size() ? "," : "");
     }
     js << "]\n";
     if (!js) fail("cannot write '{}'", args.json);

@@ -1355,6 +1355,7 @@ RunResult Trainer::run() {
   r.comm_hidden_fraction = comm_.size() > 1 ? reducer_->hidden_fraction() : 0.0;
   r.comm_exposed_seconds = reducer_->stats().exposed_seconds;
   r.gemm_flops = gemm_count.flops();
+  r.gemm_seconds = gemm_count.seconds();
   r.gemm_calls = gemm_count.calls();
   r.train_seconds = train_seconds_;
   const long timed = total_steps_ - std::max(start_step_, std::min(opt_.untimed_steps, total_steps_ - 1));

@@ -1,6 +1,7 @@
 #include "sama/core/gemm.hpp"
 
 #include "sama/core/error.hpp"
+#include "sama/core/timer.hpp"
 
 #include <cblas.h>
 
@@ -116,8 +117,10 @@ void gemm(Op op_a, Op op_b, T alpha, MatU<const T> a, MatU<const T> b, T beta, M
   }
   // Leading dimensions: row strides (at least 1 for empty-width matrices, as BLAS requires).
   auto ld = [](auto& v) { return static_cast<int>(v.extent(1) > 0 ? v.stride(0) : 1); };
+  const Timer timer;
   blas_call(op_a, op_b, static_cast<int>(m), static_cast<int>(n), static_cast<int>(k), alpha, a.data(), ld(a),
             b.data(), ld(b), beta, c.data(), ld(c));
+  if (g_recorder) g_recorder->add_seconds(timer.seconds());
 }
 
 template void gemm<float>(Op, Op, float, MatU<const float>, MatU<const float>, float, MatU<float>);

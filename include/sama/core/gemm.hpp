@@ -27,13 +27,17 @@ class GemmRecorder {
   GemmRecorder(const GemmRecorder&) = delete;
   GemmRecorder& operator=(const GemmRecorder&) = delete;
   double flops() const { return flops_; }
+  /// Wall-clock seconds inside the BLAS calls (host BLAS: the GEMM's time; cuBLAS: only the launch).
+  double seconds() const { return seconds_; }
+  void add_seconds(double s) { seconds_ += s; }
   const std::vector<Call>& calls() const { return calls_; }
   void keep_calls(bool keep) { keep_calls_ = keep; }
-  void reset() { flops_ = 0; calls_.clear(); }
+  void reset() { flops_ = 0; seconds_ = 0; calls_.clear(); }
   void record(const Call& c);
 
  private:
   double flops_ = 0;
+  double seconds_ = 0;
   bool keep_calls_ = false;
   std::vector<Call> calls_;
   GemmRecorder* previous_ = nullptr;
