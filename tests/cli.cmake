@@ -83,3 +83,6 @@ if(SAMA_FAULT_MPIEXEC)
                                   ${PROJECT_SOURCE_DIR})
   set_tests_properties(disk_full PROPERTIES TIMEOUT 90 SKIP_RETURN_CODE 77 ENVIRONMENT "${SAMA_FAULT_ENV}")
 endif()
+# Threads per rank: OMP_NUM_THREADS / SLURM_CPUS_PER_TASK, their reports, and repeatable 2-thread runs.
+add_test(NAME threads_cli COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/threads_cli.sh $<TARGET_FILE:sama> ${PROJECT_SOURCE_DIR})
+set_tests_properties(threads_cli PROPERTIES TIMEOUT 300 PROCESSORS 2)

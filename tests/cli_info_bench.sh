@@ -5,7 +5,7 @@ sama=$1
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 "$sama" info | tee "$work/info.txt"
-for key in "git commit" "Kokkos" "execution space" "BLAS" "BLAS core" "MPI" "HDF5" "CUDA" "cuBLAS" "NCCL"; do
+for key in "git commit" "Kokkos" "execution space" "BLAS" "BLAS core" "BLAS threading" "threads" "MPI" "HDF5" "CUDA" "cuBLAS" "NCCL"; do
   grep -q "$key" "$work/info.txt" || { echo "sama info lacks '$key'"; exit 1; }
 done
 # A core the user sets is respected and reported as theirs (OpenBLAS only; Prescott runs anywhere).

@@ -1,17 +1,21 @@
 // `sama bench`: per MLP size and method, samples/s, peak RSS, the GEMM FLOP rate the training step
-// achieves, and the sgemm rate of the very same GEMM shapes replayed alone in the same run; and per
-// timed training step what Kokkos did (View allocations, deep copies, kernel launches), counted by its
-// tool callbacks (sama/core/kokkos_counters.hpp).
+// achieves, and the sgemm rate of the very same GEMM shapes replayed alone in the same run; per timed
+// training step what Kokkos did (View allocations, deep copies, kernel launches), counted by its tool
+// callbacks (sama/core/kokkos_counters.hpp). Runs on any number of ranks (the global batch of 128 is
+// split between them) with the threads per rank that main() applied (threads.hpp), and records both.
 #include "sama/app/commands.hpp"
 #include "sama/app/deck.hpp"
 #include "sama/app/trainer.hpp"
 #include "sama/core/error.hpp"
 #include "sama/core/gemm.hpp"
+#include "sama/core/threads.hpp"
 #include "sama/core/timer.hpp"
 
 #include <fmt/format.h>
 #include <malloc.h>
 
+#include <algorithm>
+#include <cstdlib>
 #include <fstream>
 #include <map>
 #include <ostream>
@@ -24,6 +28,7 @@ struct Record {
   long batch = 0;
   double samples_per_s = 0, achieved_gflops = 0, sgemm_gflops = 0, peak_rss_mb = 0;
   StepCounts counts;  // per timed step (steps = 0: not counted)
+  double gemm_fraction = 0;  // share of the training time spent inside GEMMs (measured)
 };
 
 /// Replays the recorded GEMM calls alone (same shapes, same transposes) and returns GFLOP/s.
@@ -53,17 +58,56 @@ double replay_gflops(const std::vector<GemmRecorder::Call>& calls) {
   return flops / seconds * 1e-9;
 }
 
+/// "256,256" -> {256, 256}: the hidden widths of one MLP.
+std::vector<long> parse_hidden(const std::string& text) {
+  std::vector<long> widths;
+  std::size_t pos = 0;
+  while (pos <= text.size()) {
+    const std::size_t comma = std::min(text.find(',', pos), text.size());
+    const std::string item = text.substr(pos, comma - pos);
+    char* end = nullptr;
+    const long w = std::strtol(item.c_str(), &end, 10);
+    if (item.empty() || end != item.c_str() + item.size() || w <= 0 || w > 1000000)
+      fail("sama bench --hidden: '{}' is not a comma-separated list of positive widths", text);
+    widths.push_back(w);
+    pos = comma + 1;
+  }
+  return widths;
+}
+
+std::string json_escape(const std::string& s) {
+  std::string o;
+  for (const char c : s) {
+    if (c == '"' || c == '\\') o += '\\';
+    if (static_cast<unsigned char>(c) >= 0x20) o += c;
+  }
+  return o;
+}
+
 }  // namespace
 
 int run_bench(const BenchArgs& args, const comm::Communicator& comm, std::ostream& out) {
-  if (comm.size() != 1) fail("sama bench runs on one rank (started on {})", comm.size());
-  const std::vector<std::vector<long>> sizes = {{256, 256}, {100}};
-  const std::vector<std::string> methods = {"none", "sama"};
+  std::vector<std::vector<long>> sizes = {{256, 256}, {100}};
+  if (!args.hidden.empty()) {
+    sizes.clear();
+    for (const auto& h : args.hidden) sizes.push_back(parse_hidden(h));
+  }
+  std::vector<std::string> methods = {"none", "sama"};
+  if (!args.methods.empty()) methods = args.methods;
+  for (const auto& m : methods)
+    if (m != "none" && m != "sama") fail("sama bench --method: '{}' is not none or sama (see --hypergradients)", m);
+  const bool root = comm.rank() == 0;
+  const auto& plan = threads::applied();
+  const int kokkos = ExecSpace().concurrency();
+  const int blas = blas_threads();
   std::vector<Record> records;
-  out << fmt::format("sama bench: MLP 784-H-10, batch 128, synthetic data, one core, {} timed steps after {}\n",
-                     args.steps, args.warmup);
-  out << fmt::format("{:<10} {:<8} {:>12} {:>12} {:>12} {:>10} {:>10}\n", "hidden", "method", "samples/s",
-                     "GEMM GF/s", "sgemm GF/s", "ratio", "RSS MB");
+  if (root) {
+    out << fmt::format("sama bench: MLP 784-H-10, batch 128 (global), synthetic data, {} rank(s), {} timed steps after {}\n",
+                       comm.size(), args.steps, args.warmup);
+    out << fmt::format("threads: {}\n", threads_report());
+    out << fmt::format("{:<10} {:<8} {:>12} {:>12} {:>12} {:>10} {:>10} {:>8}\n", "hidden", "method", "samples/s",
+                       "GEMM GF/s", "sgemm GF/s", "ratio", "RSS MB", "GEMM %");
+  }
   for (const auto& hidden : sizes) {
     for (const auto& method : methods) {
       Deck deck = parse_deck("", "bench");
@@ -94,20 +138,26 @@ int run_bench(const BenchArgs& args, const comm::Communicator& comm, std::ostrea
       rec.hidden = fmt::format("{}", fmt::join(hidden, ","));
       rec.batch = 128;
       rec.samples_per_s = r.samples_per_second;
+      // Per rank: the FLOPs of this rank's GEMMs (its share of the batch) over the training time.
       rec.achieved_gflops = r.gemm_flops / r.train_seconds * 1e-9;
       rec.sgemm_gflops = replay_gflops(r.gemm_calls);
       rec.peak_rss_mb = r.peak_rss_mb;
       rec.counts = per_step_counts(r, args.warmup);
+      rec.gemm_fraction = r.gemm_seconds / r.train_seconds;
       records.push_back(rec);
-      out << fmt::format("{:<10} {:<8} {:>12.0f} {:>12.2f} {:>12.2f} {:>10.3f} {:>10.1f}\n", rec.hidden, rec.method,
-                         rec.samples_per_s, rec.achieved_gflops, rec.sgemm_gflops,
-                         rec.achieved_gflops / rec.sgemm_gflops, rec.peak_rss_mb);
+      if (root)
+        out << fmt::format("{:<10} {:<8} {:>12.0f} {:>12.2f} {:>12.2f} {:>10.3f} {:>10.1f} {:>8.1f}\n", rec.hidden,
+                           rec.method, rec.samples_per_s, rec.achieved_gflops, rec.sgemm_gflops,
+                           rec.achieved_gflops / rec.sgemm_gflops, rec.peak_rss_mb, 100 * rec.gemm_fraction);
     }
   }
-  for (std::size_t i = 0; i + 1 < records.size(); i += 2)
-    out << fmt::format("hidden {}: sama/none peak RSS {:.3f}, sama/none samples/s {:.3f}\n", records[i].hidden,
-                       records[i + 1].peak_rss_mb / records[i].peak_rss_mb,
-                       records[i + 1].samples_per_s / records[i].samples_per_s);
+  if (!root) return 0;
+  for (std::size_t i = 0; i < records.size(); ++i)
+    for (std::size_t j = 0; j < records.size(); ++j)
+      if (records[i].hidden == records[j].hidden && records[i].method == "none" && records[j].method == "sama")
+        out << fmt::format("hidden {}: sama/none peak RSS {:.3f}, sama/none samples/s {:.3f}\n", records[i].hidden,
+                           records[j].peak_rss_mb / records[i].peak_rss_mb,
+                           records[j].samples_per_s / records[i].samples_per_s);
   if (args.counters) {
     out << "Kokkos per timed step (tool callbacks): View allocations in host / device memory (most in one step), "
            "deep copies host->device, device->host, within a space, aliased (no data moved), fills; kernel "
@@ -142,9 +192,13 @@ int run_bench(const BenchArgs& args, const comm::Communicator& comm, std::ostrea
               : std::string();
       js << fmt::format(
           "  {{\"method\": \"{}\", \"hidden\": \"{}\", \"batch\": {}, \"samples_per_s\": {:.6g}, "
-          "\"achieved_gflops\": {:.6g}, \"sgemm_gflops\": {:.6g}, \"ratio_to_sgemm\": {:.6g}, \"peak_rss_mb\": {:.6g}{}}}{}\n",
+          "\"achieved_gflops\": {:.6g}, \"sgemm_gflops\": {:.6g}, \"ratio_to_sgemm\": {:.6g}, \"peak_rss_mb\": {:.6g}, "
+          "\"ranks\": {}, \"threads_per_rank\": {}, \"threads_source\": \"{}\", \"kokkos_space\": \"{}\", "
+          "\"kokkos_concurrency\": {}, \"blas_threads\": {}, \"gemm_time_fraction\": {:.6g}{}}}{}\n",
           r.method, r.hidden, r.batch, r.samples_per_s, r.achieved_gflops, r.sgemm_gflops,
-          r.achieved_gflops / r.sgemm_gflops, r.peak_rss_mb, counts, i + 1 < records.size() ? "," : "");
+          r.achieved_gflops / r.sgemm_gflops, r.peak_rss_mb, comm.size(), plan.threads_per_rank,
+          json_escape(plan.source), ExecSpace::name(), kokkos, blas, r.gemm_fraction, counts,
+          i + 1 < records.size() ? "," : "");
     }
     js << "]\n";
     if (!js) fail("cannot write '{}'", args.json);

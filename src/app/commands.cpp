@@ -8,6 +8,7 @@
 #include "sama/build_info.hpp"
 #include "sama/core/blas_core.hpp"
 #include "sama/core/gemm.hpp"
+#include "sama/core/threads.hpp"
 #include "sama/core/types.hpp"
 
 #include <fmt/format.h>
@@ -16,6 +17,7 @@
 #include <csignal>
 #include <filesystem>
 #include <ostream>
+#include <type_traits>
 
 namespace sama::app {
 
@@ -49,6 +51,36 @@ int run_train(const TrainArgs& args, const comm::Communicator& comm, std::ostrea
   return 0;
 }
 
+void configure_threads(const comm::Communicator& comm, std::ostream& err) {
+  threads::Machine m;
+  m.kokkos_concurrency = ExecSpace().concurrency();
+#if defined(KOKKOS_ENABLE_CUDA) || defined(KOKKOS_ENABLE_HIP) || defined(KOKKOS_ENABLE_SYCL)
+  m.kokkos_host_parallel = false;  // a device back end: its concurrency is not host threads
+  m.kokkos_concurrency = 1;
+#elif defined(KOKKOS_ENABLE_SERIAL)
+  m.kokkos_host_parallel = !std::is_same_v<ExecSpace, Kokkos::Serial>;
+#else
+  m.kokkos_host_parallel = true;
+#endif
+  m.ranks_on_node = comm.ranks_on_node();
+  m.node_cpus = threads::online_cpus();
+  m.bound_cpus = threads::affinity_cpus();
+  threads::Plan p = threads::plan(threads::Environment::from_process(), m);
+  blas_set_threads(p.blas_threads);
+  const int got = blas_threads();
+  if (got > 0 && got != p.blas_threads)
+    p.warnings.push_back(fmt::format("the BLAS ({}) runs {} thread(s), not the {} asked for", blas_threading(), got,
+                                     p.blas_threads));
+  threads::set_applied(p);
+  if (comm.rank() == 0)
+    for (const auto& w : p.warnings) err << "sama: warning: threads: " << w << "\n";
+}
+
+std::string threads_report() {
+  const int kokkos = ExecSpace().concurrency();
+  return threads::describe(threads::applied(), ExecSpace::name(), kokkos, blas_threads());
+}
+
 void print_info(std::ostream& out) {
   unsigned maj = 0, min = 0, rel = 0;
   H5get_libversion(&maj, &min, &rel);
@@ -80,6 +112,8 @@ void print_info(std::ostream& out) {
                      ExecSpace::name());
   out << fmt::format("  BLAS              {} [{}]\n", blas_description(), build::blas_library);
   out << fmt::format("  BLAS core         {}\n", blas::blas_core_report());
+  out << fmt::format("  BLAS threading    {}\n", blas_threading());
+  out << fmt::format("  threads           {}\n", threads_report());
   out << fmt::format("  MPI               {}\n", comm::Environment::library_version());
   out << fmt::format("  HDF5              {}.{}.{} ({})\n", maj, min, rel, h5_parallel ? "parallel" : "serial");
   out << fmt::format("  CUDA              {}\n", cuda ? "yes (Kokkos CUDA back end)" : "no");

@@ -26,9 +26,10 @@ int main(int argc, char** argv) {
     // KOKKOS_* environment variables (e.g. KOKKOS_DEVICE_ID on GPU nodes).
     int kokkos_argc = 1;
     Kokkos::ScopeGuard kokkos(kokkos_argc, argv);
-    sama::blas_set_threads(1);  // one core per rank: ranks, not BLAS threads, use the cores
     sama::io::silence_errors();
     sama::comm::Communicator comm;
+    // Threads per rank (threads.hpp): 1 unless OMP_NUM_THREADS or SLURM_CPUS_PER_TASK asks for more.
+    sama::app::configure_threads(comm, std::cerr);
 
     CLI::App app{"sama: scalable meta learning (SAMA) for data reweighting and pruning"};
     app.require_subcommand(1);
@@ -49,6 +50,12 @@ int main(int argc, char** argv) {
     bench_cmd->add_option("--json", bench.json, "write JSON records to this file");
     bench_cmd->add_option("--steps", bench.steps, "timed steps per configuration")->check(CLI::PositiveNumber);
     bench_cmd->add_option("--warmup", bench.warmup, "untimed steps per configuration")->check(CLI::NonNegativeNumber);
+    bench_cmd->add_option("--hidden", bench.hidden,
+                          "hidden widths of an MLP to run, e.g. 256,256 (repeatable; default: 256,256 and 100)");
+    bench_cmd->add_option("--method", bench.methods, "none or sama (repeatable; default: both)");
+    bench_cmd->footer(
+        "Threads per rank as for train: OMP_NUM_THREADS, else SLURM_CPUS_PER_TASK, else 1 (Serial Kokkos); the "
+        "BLAS runs that many threads. Under mpirun the global batch of 128 is split between the ranks.");
     bench_cmd->add_flag("--hypergradients", bench.hypergradients,
                         "compare the hypergradient methods (none, sama, sama_jvp, finite_difference, neumann, cg, "
                         "unrolled at K = 1 and 5): speed, memory, cosine to a CG reference");

@@ -11,6 +11,7 @@
 // forward mode, or reverse the last K base steps (unrolled): docs/hypergradients.md.
 #include "sama/app/trainer.hpp"
 
+#include "sama/app/commands.hpp"
 #include "sama/app/preemption.hpp"
 #include "sama/app/sample_scores.hpp"
 #include "sama/comm/gradient_reducer.hpp"
@@ -20,6 +21,7 @@
 #include "sama/core/error.hpp"
 #include "sama/core/gemm.hpp"
 #include "sama/core/kokkos_counters.hpp"
+#include "sama/core/threads.hpp"
 #include "sama/core/timer.hpp"
 #include "sama/core/vector_ops.hpp"
 #include "sama/data/dataset.hpp"
@@ -1271,6 +1273,7 @@ RunResult Trainer::run() {
       fmt::join(model_.mlp().widths(), "-"), model_.num_params(), mwn_.num_params(), total_steps_, batch_size_,
       sampler_.batches_per_epoch());
   say("sama: BLAS core {}", blas::blas_core_report());
+  say("sama: threads {}", threads_report());
   if (comm_.size() > 1)
     say("sama: {} ranks, {} samples each per step; gradient all-reduce ({}) in {} bucket(s) of <= {} MB, "
         "meta strategy {}",
@@ -1419,6 +1422,7 @@ RunResult Trainer::run() {
   r.comm_hidden_fraction = comm_.size() > 1 ? reducer_->hidden_fraction() : 0.0;
   r.comm_exposed_seconds = reducer_->stats().exposed_seconds;
   r.gemm_flops = gemm_count.flops();
+  r.gemm_seconds = gemm_count.seconds();
   r.gemm_calls = gemm_count.calls();
   r.train_seconds = train_seconds_;
   const long timed = total_steps_ - std::max(start_step_, std::min(opt_.untimed_steps, total_steps_ - 1));
@@ -1674,6 +1678,10 @@ RunResult train(const Deck& deck, const RunOptions& options, const comm::Communi
     j.set("seed", deck.train.seed);
     j.set("blas_core", blas::running_core());
     j.set("blas_core_detail", blas::blas_core_report());
+    j.set("threads_per_rank", static_cast<long>(threads::applied().threads_per_rank));
+    j.set("threads_source", threads::applied().source);
+    j.set("kokkos_concurrency", static_cast<long>(ExecSpace().concurrency()));
+    j.set("blas_threads", static_cast<long>(blas_threads()));
     j.set("comm_hidden_fraction", r.comm_hidden_fraction);
     j.set("comm_exposed_seconds", r.comm_exposed_seconds);
     j.set("nonfinite_steps", r.nonfinite_steps);

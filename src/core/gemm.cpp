@@ -1,8 +1,11 @@
 #include "sama/core/gemm.hpp"
 
 #include "sama/core/error.hpp"
+#include "sama/core/timer.hpp"
 
 #include <cblas.h>
+
+#include <algorithm>
 
 #ifdef SAMA_HAVE_CUBLAS
 #include <cublas_v2.h>
@@ -43,6 +46,30 @@ static_assert(Kokkos::SpaceAccessibility<HostSpace, MemSpace>::accessible,
 
 CBLAS_TRANSPOSE cb(Op op) { return op == Op::N ? CblasNoTrans : CblasTrans; }
 
+// BLAS threads: those blas_set_threads configured (-1: never called, OpenBLAS's own setting stands)
+// and those OpenBLAS is set to now. A GEMM too small to gain from a second thread runs on one: with
+// N = 10 (the output layer) two OpenBLAS threads are 1.2-2.3x slower than one (pthreads OpenBLAS
+// 0.3.21, Haswell kernels), from about 128x256x256 on they are 1.3-1.6x faster. The choice depends on
+// the shape alone, so a run repeats to the bit at a given thread count.
+int g_blas_threads = -1;
+int g_blas_now = -1;
+constexpr long kThreadedMinDim = 32;          // min(m, n) below this: one thread
+constexpr double kThreadedMinWork = 2097152;  // m*n*k below this (2^21): one thread
+
+void threads_for(long m, long n, long k) {
+#ifdef SAMA_HAVE_OPENBLAS
+  if (g_blas_threads <= 1) return;
+  const bool big = std::min(m, n) >= kThreadedMinDim && double(m) * double(n) * double(k) >= kThreadedMinWork;
+  const int want = big ? g_blas_threads : 1;
+  if (want != g_blas_now) {
+    openblas_set_num_threads(want);
+    g_blas_now = want;
+  }
+#else
+  (void)m, (void)n, (void)k;
+#endif
+}
+
 void blas_call(Op ta, Op tb, int m, int n, int k, float alpha, const float* a, int lda, const float* b,
                int ldb, float beta, float* c, int ldc) {
 #ifdef SAMA_HAVE_CUBLAS
@@ -52,6 +79,7 @@ void blas_call(Op ta, Op tb, int m, int n, int k, float alpha, const float* a, i
     return;
   }
 #endif
+  threads_for(m, n, k);
   cblas_sgemm(CblasRowMajor, cb(ta), cb(tb), m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
 }
 void blas_call(Op ta, Op tb, int m, int n, int k, double alpha, const double* a, int lda, const double* b,
@@ -63,6 +91,7 @@ void blas_call(Op ta, Op tb, int m, int n, int k, double alpha, const double* a,
     return;
   }
 #endif
+  threads_for(m, n, k);
   cblas_dgemm(CblasRowMajor, cb(ta), cb(tb), m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
 }
 
@@ -88,8 +117,10 @@ void gemm(Op op_a, Op op_b, T alpha, MatU<const T> a, MatU<const T> b, T beta, M
   }
   // Leading dimensions: row strides (at least 1 for empty-width matrices, as BLAS requires).
   auto ld = [](auto& v) { return static_cast<int>(v.extent(1) > 0 ? v.stride(0) : 1); };
+  const Timer timer;
   blas_call(op_a, op_b, static_cast<int>(m), static_cast<int>(n), static_cast<int>(k), alpha, a.data(), ld(a),
             b.data(), ld(b), beta, c.data(), ld(c));
+  if (g_recorder) g_recorder->add_seconds(timer.seconds());
 }
 
 template void gemm<float>(Op, Op, float, MatU<const float>, MatU<const float>, float, MatU<float>);
@@ -105,8 +136,30 @@ void GemmRecorder::record(const Call& c) {
 void blas_set_threads(int n) {
 #ifdef SAMA_HAVE_OPENBLAS
   openblas_set_num_threads(n);
+  g_blas_threads = g_blas_now = openblas_get_num_threads();  // what OpenBLAS accepted
 #else
   (void)n;
+#endif
+}
+
+int blas_threads() {
+#ifdef SAMA_HAVE_OPENBLAS
+  return g_blas_threads > 0 ? g_blas_threads : openblas_get_num_threads();
+#else
+  return 0;
+#endif
+}
+
+std::string blas_threading() {
+#ifdef SAMA_HAVE_OPENBLAS
+  switch (openblas_get_parallel()) {
+    case 0: return "sequential";
+    case 1: return "pthreads";
+    case 2: return "OpenMP";
+    default: return "unknown";
+  }
+#else
+  return "unknown";
 #endif
 }
 

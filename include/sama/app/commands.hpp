@@ -18,6 +18,13 @@ struct TrainArgs {
 /// `sama train`: returns the process exit code (0, or kExitRequeue after a stop on request).
 int run_train(const TrainArgs& args, const comm::Communicator& comm, std::ostream& log);
 
+/// Decides the threads per rank (threads::plan) from the environment, Kokkos and the node, sets the
+/// BLAS threads, records the plan (threads::applied) and prints its warnings on rank 0. Collective.
+void configure_threads(const comm::Communicator& comm, std::ostream& err);
+/// The threads line of `sama info`, the run header and bench: the applied plan, Kokkos' concurrency
+/// and the BLAS threads in effect.
+std::string threads_report();
+
 /// `sama info`: version, commit, Kokkos, BLAS, MPI, HDF5, CUDA support.
 void print_info(std::ostream& out);
 
@@ -27,6 +34,8 @@ struct BenchArgs {
   long warmup = 10;
   bool hypergradients = false;  // compare the hypergradient methods instead (run_bench_hypergradients)
   bool counters = true;  // count Kokkos' allocations, copies and kernels per step (its tool callbacks)
+  std::vector<std::string> hidden;   // MLP hidden widths to run, e.g. "256,256" (empty: 256,256 and 100)
+  std::vector<std::string> methods;  // none and/or sama (empty: both)
 };
 /// `sama bench`: throughput, memory and GEMM efficiency of `none` and `sama` at two MLP sizes.
 int run_bench(const BenchArgs& args, const comm::Communicator& comm, std::ostream& out);

@@ -39,6 +39,7 @@ struct RunResult {
   double peak_rss_mb = 0;
   double memory_estimate_mb = 0;  // the estimate printed before allocating
   double gemm_flops = 0;          // GEMM FLOPs counted during the timed training steps
+  double gemm_seconds = 0;        // wall-clock seconds inside host BLAS GEMMs during those steps
   std::vector<GemmRecorder::Call> gemm_calls;  // with RunOptions::record_gemm_calls
   long meta_steps = 0;
   double mean_weight_clean = 0;   // mean meta weight of clean / noisy samples at the end

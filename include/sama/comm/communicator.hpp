@@ -28,6 +28,8 @@ class Communicator {
   int rank() const { return rank_; }
   int size() const { return size_; }
   MPI_Comm get() const { return comm_; }
+  /// The ranks of this communicator that share this rank's node (MPI_COMM_TYPE_SHARED); collective.
+  int ranks_on_node() const;
 
   /// In-place sum over ranks.
   void allreduce_sum(double* data, int count) const;

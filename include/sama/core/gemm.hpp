@@ -27,20 +27,28 @@ class GemmRecorder {
   GemmRecorder(const GemmRecorder&) = delete;
   GemmRecorder& operator=(const GemmRecorder&) = delete;
   double flops() const { return flops_; }
+  /// Wall-clock seconds inside the BLAS calls (host BLAS: the GEMM's time; cuBLAS: only the launch).
+  double seconds() const { return seconds_; }
+  void add_seconds(double s) { seconds_ += s; }
   const std::vector<Call>& calls() const { return calls_; }
   void keep_calls(bool keep) { keep_calls_ = keep; }
-  void reset() { flops_ = 0; calls_.clear(); }
+  void reset() { flops_ = 0; seconds_ = 0; calls_.clear(); }
   void record(const Call& c);
 
  private:
   double flops_ = 0;
+  double seconds_ = 0;
   bool keep_calls_ = false;
   std::vector<Call> calls_;
   GemmRecorder* previous_ = nullptr;
 };
 
-/// Limit the BLAS library to one thread per rank (ranks, not BLAS threads, use the cores).
+/// The threads the BLAS library may use for one call (main() sets them from threads::plan; see
+/// threads.hpp). OpenBLAS only: with another CBLAS, set does nothing and get returns 0 (unknown).
 void blas_set_threads(int n);
+int blas_threads();
+/// How the BLAS library runs threads: "pthreads", "OpenMP", "sequential" (OpenBLAS), or "unknown".
+std::string blas_threading();
 /// A description of the BLAS library in use (e.g. OpenBLAS's config string).
 std::string blas_description();
 
