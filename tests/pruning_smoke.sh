@@ -14,10 +14,11 @@ is_png() {
   if ! [ -s "$1" ] || ! head -c 8 "$1" | od -An -c | grep -q "P   N   G"; then fail "$1 is missing or not a PNG"; fi
 }
 
-"$sama" train "$src/inputs/smoke.toml" --out "$work/run" >/dev/null
+# The detection scores over the same epochs as meta_weight's default window [1, 5), for the AM-GM check.
+"$sama" train "$src/inputs/smoke.toml" --out "$work/run" --set "scores.detection_epochs=[1, 5]" >/dev/null
 [ -f "$work/run/scores.h5" ] || fail "the training run wrote no scores.h5"
 # meta_weight is the arithmetic mean of the weights a sample got, meta_log_weight the mean of their
-# logs: so meta_weight >= exp(meta_log_weight) (AM >= GM), equal only where every visit gave the same
+# logs over the same visits: so meta_weight >= exp(meta_log_weight) (AM >= GM), equal only where every visit gave the same
 # weight; no visit here reaches the cap, and some samples' weights varied over the epochs.
 "$py" - "$work/run/scores.h5" <<'PY'
 import re, sys

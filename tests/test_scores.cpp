@@ -244,6 +244,7 @@ TEST(ScoresDeck, WindowsAreValidated) {
   EXPECT_THROW(app::load_deck(deck, {"scores.early_epochs=[3, 2]"}), Error);
   EXPECT_THROW(app::load_deck(deck, {"scores.early_epochs=[1]"}), Error);
   EXPECT_THROW(app::load_deck(deck, {"scores.meta_weight_epochs=[-1, 4]"}), Error);
+  EXPECT_THROW(app::load_deck(deck, {"scores.detection_epochs=[2, 2]"}), Error);
   comm::Communicator comm(MPI_COMM_SELF);
   app::RunOptions opt;
   test::TempDir dir("scores_window");
@@ -260,6 +261,13 @@ TEST(ScoresDeck, WindowsAreValidated) {
   auto el2n = io::open_dataset(f, "scores/el2n");
   EXPECT_EQ(io::read_attribute<double>(el2n, "window_first_epoch"), 1);
   EXPECT_EQ(io::read_attribute<double>(el2n, "window_last_epoch"), 2);
+  // meta_weight shares EL2N's early window; the detectors average the whole run.
+  for (const char* name : {"scores/meta_weight", "scores/meta_log_weight", "scores/meta_weight_envelope"}) {
+    auto d = io::open_dataset(f, name);
+    const bool whole = std::string(name) != "scores/meta_weight";
+    EXPECT_EQ(io::read_attribute<double>(d, "window_first_epoch"), whole ? 0 : 1) << name;
+    EXPECT_EQ(io::read_attribute<double>(d, "window_last_epoch"), 2) << name;
+  }
   const auto ids = io::read_dataset<std::int64_t>(f, "sample_id");
   const auto grand = io::read_dataset<double>(f, "scores/grand");
   ASSERT_EQ(ids.size(), grand.size());

@@ -225,6 +225,7 @@ void describe(Binder& b, Deck& d) {
   b.field("scores.enabled", d.scores.enabled);
   b.field("scores.early_epochs", d.scores.early_epochs, -1, 1e9);
   b.field("scores.meta_weight_epochs", d.scores.meta_weight_epochs, -1, 1e9);
+  b.field("scores.detection_epochs", d.scores.detection_epochs, -1, 1e9);
 
   b.field("parallel.backend", d.parallel.backend, {"mpi", "nccl"});
   b.field("parallel.bucket_mb", d.parallel.bucket_mb, -1.0, 1e6);
@@ -375,7 +376,8 @@ void validate(const Deck& d) {
     fail("{}: data.noise_rate = {} contradicts data.noise_type = \"none\" (set the rate to 0 or choose a type)", f,
          d.data.noise_rate);
   const std::pair<const char*, const std::vector<long>*> windows[] = {
-      {"scores.early_epochs", &d.scores.early_epochs}, {"scores.meta_weight_epochs", &d.scores.meta_weight_epochs}};
+      {"scores.early_epochs", &d.scores.early_epochs}, {"scores.meta_weight_epochs", &d.scores.meta_weight_epochs},
+      {"scores.detection_epochs", &d.scores.detection_epochs}};
   for (const auto& [key, w] : windows) {
     if (w->size() != 2) fail("{}: {} must be [first, last] (two epochs, last excluded), got {} values", f, key, w->size());
     const bool dflt = (*w)[0] == -1 && (*w)[1] == -1;

@@ -48,9 +48,9 @@ SampleScores::SampleScores(std::vector<std::int64_t> ids, std::size_t dataset_si
 
 bool SampleScores::collects(Score s, long epoch) const {
   switch (s) {
-    case meta_weight:
+    case meta_weight: return epoch >= w_.meta_first && epoch < w_.meta_last;
     case meta_log_weight:
-    case meta_weight_envelope: return epoch >= w_.meta_first && epoch < w_.meta_last;
+    case meta_weight_envelope: return epoch >= w_.detect_first && epoch < w_.detect_last;
     case el2n:
     case grand: return epoch >= w_.early_first && epoch < w_.early_last;
     default: return true;

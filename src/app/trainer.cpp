@@ -1006,7 +1006,10 @@ void Trainer::init_scores() {
     }
   };
   window(sc.early_epochs, 1, 5, "scores.early_epochs", w.early_first, w.early_last);
-  window(sc.meta_weight_epochs, 0, w.epochs, "scores.meta_weight_epochs", w.meta_first, w.meta_last);
+  // The mean weight prunes clean data best from the same early epochs as EL2N (docs/reweighting.md);
+  // the noise detectors average the whole run.
+  window(sc.meta_weight_epochs, 1, 5, "scores.meta_weight_epochs", w.meta_first, w.meta_last);
+  window(sc.detection_epochs, 0, w.epochs, "scores.detection_epochs", w.detect_first, w.detect_last);
   scores_ = std::make_unique<SampleScores>(data_.split.train_ids, data_.train.n, w);
   el2n_ = make_vec<real>("sama::el2n", workspace_);
   grad_sq_ = make_vec<real>("sama::grad_sq", workspace_);
@@ -1033,7 +1036,8 @@ void Trainer::record_scores() {
   };
   SampleScores& s = *scores_;
   const bool grand = s.collects(SampleScores::grand, epoch_), early = s.collects(SampleScores::el2n, epoch_);
-  const bool weight = method_ != meta::Method::none && s.collects(SampleScores::meta_weight, epoch_);
+  const bool mean_weight = method_ != meta::Method::none && s.collects(SampleScores::meta_weight, epoch_);
+  const bool detect = method_ != meta::Method::none && s.collects(SampleScores::meta_weight_envelope, epoch_);
   const double weight_cap = s.weight_cap();
   fetch(losses_host_, losses_);
   fetch(correct_host_, correct_);
@@ -1042,8 +1046,8 @@ void Trainer::record_scores() {
     fetch(grad_sq_host_, grad_sq_);
     fetch(coef_host_, coef_);
   }
-  if (weight) {
-    fetch(raw_weight_host_, mwn_.last_log_weights());
+  if (mean_weight || detect) fetch(raw_weight_host_, mwn_.last_log_weights());
+  if (detect) {
     mwn_.log_weight_envelope(lambda_, slice<real>(envelope_, 0, b));
     fetch(envelope_host_, envelope_);
   }
@@ -1054,10 +1058,9 @@ void Trainer::record_scores() {
     // The backward saw coef_i ∂ℓ_i/∂θ; a zero coefficient leaves the norm unknown (not counted).
     if (grand && coef_host_(i) != 0)
       s.add(SampleScores::grand, ids[i], std::sqrt(double(grad_sq_host_(i))) / std::abs(double(coef_host_(i))));
-    if (weight) {
-      const double log_weight = raw_weight_host_(i);
-      s.add(SampleScores::meta_weight, ids[i], std::min(std::exp(log_weight), weight_cap));
-      s.add(SampleScores::meta_log_weight, ids[i], log_weight);
+    if (mean_weight) s.add(SampleScores::meta_weight, ids[i], std::min(std::exp(double(raw_weight_host_(i))), weight_cap));
+    if (detect) {
+      s.add(SampleScores::meta_log_weight, ids[i], raw_weight_host_(i));
       s.add(SampleScores::meta_weight_envelope, ids[i], envelope_host_(i));
     }
   }
@@ -1093,20 +1096,20 @@ void Trainer::write_scores(const std::string& path) {
     column("meta_weight", blk.mean[SampleScores::meta_weight],
            fmt::format("mean over the visits in the window of the un-normalised weight (the arithmetic mean; a visit "
                        "counts at most {:g}), the weight being {}; the pruning score: high where the meta-learner "
-                       "up-weighted the sample while it was being learned",
+                       "up-weighted the sample early in training (the window of EL2N by default)",
                        scores_->weight_cap(), weight_description()),
            w.meta_first, w.meta_last);
     column("meta_log_weight", blk.mean[SampleScores::meta_log_weight],
            "mean over the visits in the window of the log of the un-normalised weight (not clamped; the log of the "
            "geometric mean weight: dominated by the visits with the lowest weight)",
-           w.meta_first, w.meta_last);
+           w.detect_first, w.detect_last);
   }
   if (method_ != meta::Method::none)
     column("meta_weight_envelope", blk.mean[SampleScores::meta_weight_envelope],
            "mean over the visits in the window of the non-increasing envelope of the log-weight: the log of the "
            "largest weight the net gives to any loss at least the sample's (the learned weight's falling side, "
            "flat left of its peak; a noise detector, low = noisy)",
-           w.meta_first, w.meta_last);
+           w.detect_first, w.detect_last);
   column("el2n", blk.mean[SampleScores::el2n],
          "mean EL2N ||softmax(z) - onehot(observed label)||_2 at each visit in the window", w.early_first, w.early_last);
   column("grand", blk.mean[SampleScores::grand],

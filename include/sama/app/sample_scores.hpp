@@ -27,7 +27,8 @@ class SampleScores {
   /// Zero-based epochs [first, last) of each window, and the run's number of epochs (≥ 1).
   struct Windows {
     long early_first = 0, early_last = 0;  // EL2N, GraNd
-    long meta_first = 0, meta_last = 0;    // meta weight
+    long meta_first = 0, meta_last = 0;    // meta_weight
+    long detect_first = 0, detect_last = 0;  // meta_log_weight, meta_weight_envelope
     long epochs = 1;                       // loss and forgetting: the whole run
   };
 
