@@ -320,7 +320,8 @@ UnrollWorkspace<T>::UnrollWorkspace(std::size_t num_params, std::size_t num_lamb
       weights(make_vec<T>("sama::Unroll::weights", max_batch)),
       coef(make_vec<T>("sama::Unroll::coef", max_batch)),
       delta(make_vec<T>("sama::Unroll::delta", max_batch)),
-      lambda_part(make_vec<T>("sama::Unroll::lambda_part", num_lambda)) {}
+      lambda_part(make_vec<T>("sama::Unroll::lambda_part", num_lambda)),
+      lambda_bar(make_vec<double>("sama::Unroll::lambda_bar", num_lambda)) {}
 
 template <class T>
 UnrollInfo unrolled_hypergradient(const UnrollProblem<T>& pb, UnrollHistory<T>& history, long k, VecU<const T> v,
@@ -329,7 +330,10 @@ UnrollInfo unrolled_hypergradient(const UnrollProblem<T>& pb, UnrollHistory<T>& 
   SAMA_REQUIRE(k >= 1 && complete >= 1, "unrolled hypergradient: K = {} with {} recorded steps", k, complete);
   const std::size_t steps = std::min<std::size_t>(static_cast<std::size_t>(k), complete);
   const std::size_t nl = out.extent(0);
-  std::vector<double> lambda_bar(nl, 0.0);
+  SAMA_REQUIRE(ws.lambda_bar.extent(0) == nl && ws.lambda_part.extent(0) == nl,
+               "unrolled hypergradient: workspace for {} meta parameters, the output has {}", ws.lambda_bar.extent(0), nl);
+  Vec<double> lambda_bar = ws.lambda_bar;
+  Kokkos::deep_copy(lambda_bar, 0.0);
   VecU<T> theta_bar = ws.theta_bar, grad_bar = ws.grad_bar, hvp = ws.hvp;
   ops::copy<T>(v, theta_bar);  // θ̄_T = ∂L_meta/∂θ_T
   pb.adjoint->reset();
@@ -361,13 +365,15 @@ UnrollInfo unrolled_hypergradient(const UnrollProblem<T>& pb, UnrollHistory<T>& 
     // λ̄ += ∂/∂λ ḡ_t · g_t = ∂/∂λ (1/B) Σ_i w_i(λ_t) δ_i.
     ops::scale<T>(delta, static_cast<T>(1.0 / pb.global_batch), delta);
     pb.mwn->backward(e.lambda, delta, ws.lambda_part, pb.sum);
-    auto part = Kokkos::create_mirror_view_and_copy(HostSpace(), ws.lambda_part);
-    for (std::size_t i = 0; i < nl; ++i) lambda_bar[i] += static_cast<double>(part(i));
+    Vec<T> part = ws.lambda_part;
+    Kokkos::parallel_for(
+        "sama::Unroll::accumulate_lambda", Range(0, nl),
+        KOKKOS_LAMBDA(const std::size_t i) { lambda_bar(i) += static_cast<double>(part(i)); });
     ++info.steps;
   }
-  auto out_h = Kokkos::create_mirror_view(out);
-  for (std::size_t i = 0; i < nl; ++i) out_h(i) = static_cast<T>(lambda_bar[i]);
-  Kokkos::deep_copy(out, out_h);
+  Kokkos::parallel_for(
+      "sama::Unroll::lambda_out", Range(0, nl),
+      KOKKOS_LAMBDA(const std::size_t i) { out(i) = static_cast<T>(lambda_bar(i)); });
   // Leave the Meta-Weight-Net's cached forward at the newest step's inputs, as the base step left it.
   auto& newest = history.entry(0);
   const std::size_t b = newest.ids.size();

@@ -60,6 +60,14 @@ MetaWeightNet<T>::MetaWeightNet(WeightNetKind kind, std::size_t hidden, bool nor
   SAMA_REQUIRE(hidden > 0, "MetaWeightNet: hidden width must be positive");
   SAMA_REQUIRE(kind != WeightNetKind::softmax || normalize,
                "MetaWeightNet: the softmax weight net is defined by its normalisation (normalize must be true)");
+  const std::size_t np = num_params();
+  const bool softmax = kind == WeightNetKind::softmax;
+  grad_host_ = HostVec<T>("sama::MetaWeightNet::grad_host", np);
+  ones_host_ = HostVec<T>("sama::MetaWeightNet::ones_host", softmax ? 0 : np);
+  active_host_ = HostVec<double>("sama::MetaWeightNet::active_host", softmax ? hidden : 0);
+  logit_host_ = HostVec<T>("sama::MetaWeightNet::logit_host", max_batch);
+  score_host_ = HostVec<T>("sama::MetaWeightNet::score_host", max_batch);
+  packed_.assign(softmax ? np + hidden : 2 * np + 1, 0.0);
 }
 
 template <class T>
@@ -228,9 +236,11 @@ void MetaWeightNet<T>::softmax_backward(VecU<const T> lambda, VecU<const T> dwei
   count_active_rows(batch_);
   mlp_->backward(lambda, MatU<const T>(up.data(), batch_ + 1, 1), grad);
   const std::size_t np = num_params(), h = hidden_;
-  auto grad_h = Kokkos::create_mirror_view_and_copy(HostSpace(), grad);
-  auto active_h = Kokkos::create_mirror_view_and_copy(HostSpace(), active_rows_);
-  std::vector<double> packed(np + h);
+  const HostVec<T>& grad_h = grad_host_;
+  const HostVec<double>& active_h = active_host_;
+  Kokkos::deep_copy(grad_h, grad);
+  Kokkos::deep_copy(active_h, active_rows_);
+  std::vector<double>& packed = packed_;
   for (std::size_t i = 0; i < np; ++i) packed[i] = grad_h(i);
   for (std::size_t k = 0; k < h; ++k) packed[np + k] = active_h(k);
   if (sum) sum(packed.data(), static_cast<int>(np + h));
@@ -358,8 +368,10 @@ LogitStats MetaWeightNet<T>::last_logit_stats() const {
   // The sigmoid net's logit is its last Linear layer's output (before the sigmoid).
   VecU<const T> z = sigmoid ? VecU<const T>(mlp_->layer_output(mlp_->num_layers() - 2).data(), batch_)
                             : VecU<const T>(logit_.data(), batch_);
-  auto zh = Kokkos::create_mirror_view_and_copy(HostSpace(), z);
-  auto sh = Kokkos::create_mirror_view_and_copy(HostSpace(), slice<const T>(score_, 0, batch_));
+  const auto rows = std::make_pair(std::size_t(0), batch_);
+  const auto zh = Kokkos::subview(logit_host_, rows), sh = Kokkos::subview(score_host_, rows);
+  Kokkos::deep_copy(zh, z);
+  Kokkos::deep_copy(sh, slice<const T>(score_, 0, batch_));
   st.min = std::numeric_limits<double>::infinity();
   st.max = -st.min;
   for (std::size_t i = 0; i < batch_; ++i) {
@@ -396,15 +408,17 @@ void MetaWeightNet<T>::backward(VecU<const T> lambda, VecU<const T> dweights, Ve
     mlp_->backward(lambda, MatU<const T>(ds.data(), batch_, 1), grad);
   }
   const std::size_t parts = normalize_ ? 2 * np + 1 : np;
-  std::vector<double> packed(parts);
-  auto grad_h = Kokkos::create_mirror_view_and_copy(HostSpace(), grad);
+  std::vector<double>& packed = packed_;
+  const HostVec<T>& grad_h = grad_host_;
+  Kokkos::deep_copy(grad_h, grad);
   for (std::size_t i = 0; i < np; ++i) packed[i] = grad_h(i);
   if (normalize_) {
     if (!monotone) {
       ops::fill<T>(ds, T(1));
       mlp_->backward(lambda, MatU<const T>(ds.data(), batch_, 1), grad_ones_);
     }
-    auto ones_h = Kokkos::create_mirror_view_and_copy(HostSpace(), grad_ones_);
+    const HostVec<T>& ones_h = ones_host_;
+    Kokkos::deep_copy(ones_h, grad_ones_);
     for (std::size_t i = 0; i < np; ++i) packed[np + i] = ones_h(i);
     packed[2 * np] = ops::dot<T>(dweights, score);
   }

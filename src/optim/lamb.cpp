@@ -66,11 +66,13 @@ Lamb<T>::Lamb(std::size_t n, double beta1, double beta2, double eps, double weig
   last_grad_ = Vec<T>("sama::Lamb::last_grad", n_);
   last_update_ = Vec<T>("sama::Lamb::last_update", n_);
   param_norm_ = Vec<T>("sama::Lamb::param_norm", groups_.size());
+  param_norm_host_ = HostVec<T>("sama::Lamb::param_norm_host", groups_.size());
 }
 
 template <class T>
 std::vector<typename Lamb<T>::Ratio> Lamb<T>::ratios() const {
-  auto pn = Kokkos::create_mirror_view_and_copy(HostSpace(), param_norm_);
+  const HostVec<T>& pn = param_norm_host_;
+  Kokkos::deep_copy(pn, param_norm_);
   std::vector<Ratio> out;
   for (std::size_t k = 0; k < groups_.size(); ++k) {
     const auto [off, cnt] = groups_[k];
@@ -122,7 +124,7 @@ void Lamb<T>::step(VecU<T> theta, VecU<const T> grad, double lr) {
         upd(i) = mi * inv_bc1 / (kmath::kk_sqrt(vi) * inv_sqrt_bc2 + eps) + wd * theta(i);
       });
   // ‖θ_l‖ before the step, stored in T so that the step and a restored D use the same value.
-  auto pn = Kokkos::create_mirror_view(param_norm_);
+  const HostVec<T>& pn = param_norm_host_;
   for (std::size_t k = 0; k < groups_.size(); ++k) {
     const auto [off, cnt] = groups_[k];
     pn(k) = static_cast<T>(std::sqrt(dot(theta, theta, off, cnt, "sama::Lamb::param_norm")));

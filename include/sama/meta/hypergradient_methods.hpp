@@ -193,6 +193,7 @@ template <class T>
 struct UnrollWorkspace {
   UnrollWorkspace(std::size_t num_params, std::size_t num_lambda, std::size_t max_batch);
   Vec<T> theta_bar, grad_bar, hvp, weights, coef, delta, lambda_part;
+  Vec<double> lambda_bar;  // λ̄ accumulated over the unrolled steps, in double on the device
 };
 
 /// Everything the reverse sweep touches besides the history.

@@ -90,6 +90,12 @@ class MetaWeightNet {
   Vec<T> grad_ones_;          // Σ_k ∂s_k/∂λ (normalisation term), num_params (empty for softmax)
   Vec<double> active_rows_;   // softmax: per hidden unit, the batch rows on which it is active
   Vec<double> kinks_;         // softmax, sigmoid: the envelope's kinks and their values
+  // Host staging, allocated once: the λ-gradient's parts are summed over ranks in host memory (the
+  // SumFn), and the logit statistics are reduced on the host.
+  HostVec<T> grad_host_, ones_host_;   // num_params (ones_host_ empty for softmax)
+  HostVec<double> active_host_;        // softmax: hidden
+  HostVec<T> logit_host_, score_host_; // max_batch
+  std::vector<double> packed_;         // the parts summed over ranks
 
   /// Un-normalised weights of n losses into out (and z into logit_ for the monotone net).
   void evaluate(VecU<const T> lambda, std::size_t n, VecU<T> out);

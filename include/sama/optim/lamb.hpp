@@ -61,6 +61,7 @@ class Lamb final : public Optimizer<T> {
   std::vector<std::pair<std::size_t, std::size_t>> groups_;
   Vec<T> exp_avg_, exp_avg_sq_, last_grad_, last_update_;
   Vec<T> param_norm_;  // ‖θ_l‖ before the last step, one per group
+  HostVec<T> param_norm_host_;  // its host copy, for the per-group trust ratios (allocated once)
   long steps_ = 0;
   double last_lr_ = 0.0;
 };
