@@ -64,4 +64,14 @@ assert s["kokkos_concurrency"] >= 1, s
 if sys.argv[2] == "1":
     assert s["blas_threads"] == 2, s
 PY
+# Extending run a (2 threads) with 1 thread: a note says the continuation is not bitwise.
+if [ "$openblas" = 1 ]; then
+  "${clean[@]}" OMP_NUM_THREADS=1 "$sama" train "$deck" --out "$work/a" --resume "$work/a" --set train.steps=40 \
+    >"$work/a1.log" 2>&1 || fail "extending with 1 thread failed: $(tail -n 3 "$work/a1.log")"
+  grep -q "^sama: note: the checkpoint was written with 2 BLAS thread(s) .* this run has 1 and" "$work/a1.log" ||
+    fail "no note on the changed thread count: $(grep -i note "$work/a1.log")"
+  "${clean[@]}" OMP_NUM_THREADS=2 "$sama" train "$deck" --out "$work/b" --resume "$work/b" --set train.steps=40 \
+    >"$work/b2.log" 2>&1 || fail "extending with 2 threads failed: $(tail -n 3 "$work/b2.log")"
+  grep -q "checkpoint was written with" "$work/b2.log" && fail "a note although the threads did not change"
+fi
 echo "threads per rank: sources, reports and repeatability ok"

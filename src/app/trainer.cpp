@@ -691,6 +691,9 @@ io::CheckpointData Trainer::snapshot(long step) {
                        static_cast<std::int64_t>(meta_sampler_.position())};
   c.ints["counters"] = {meta_steps_, nonfinite_total_, nonfinite_run_, first_window_ ? 1 : 0, window_steps_,
                         window_meta_steps_};
+  // Threads per rank decide the order of threaded GEMM and reduction sums: a resume with others is
+  // correct but not bitwise (noted when resuming).
+  c.ints["threads"] = {threads::applied().threads_per_rank, blas_threads(), ExecSpace().concurrency()};
   const RunResult& r = result_;
   c.doubles["results"] = {r.final_test_accuracy, r.best_test_accuracy, r.final_test_loss,  r.final_train_loss,
                           r.first_train_loss,    r.mean_weight_clean,  r.mean_weight_noisy, train_seconds_};
@@ -1639,6 +1642,17 @@ RunResult train(const Deck& deck, const RunOptions& options, const comm::Communi
                                     completed ? fmt::format("; extending the completed run to {} steps",
                                                             trainer.total_steps())
                                               : std::string());
+      const auto threads_then = found->data.ints.find("threads");  // absent in older checkpoints
+      const std::vector<std::int64_t> threads_now = {threads::applied().threads_per_rank, blas_threads(),
+                                                      ExecSpace().concurrency()};
+      if (threads_then != found->data.ints.end() && threads_then->second.size() == 3 &&
+          (threads_then->second[1] != threads_now[1] || threads_then->second[2] != threads_now[2]) &&
+          comm.rank() == 0 && options.log)
+        *options.log << fmt::format(
+            "sama: note: the checkpoint was written with {} BLAS thread(s) and Kokkos concurrency {} per rank, this "
+            "run has {} and {}: it continues correctly, but not to the bit of a run without the change (threaded "
+            "sums run in another order)\n",
+            threads_then->second[1], threads_then->second[2], threads_now[1], threads_now[2]);
       if (completed && comm.rank() == 0) {
         // The run is incomplete again until the extension ends: its summary is kept aside (atomically
         // renamed) and replaced by the new one at the end.
