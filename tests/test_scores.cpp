@@ -268,6 +268,13 @@ TEST(ScoresDeck, WindowsAreValidated) {
     EXPECT_EQ(io::read_attribute<double>(d, "window_first_epoch"), whole ? 0 : 1) << name;
     EXPECT_EQ(io::read_attribute<double>(d, "window_last_epoch"), 2) << name;
   }
+  // ... and follows it when only early_epochs is set.
+  opt.overwrite = true;
+  app::train(app::load_deck(deck, {"train.steps=60", "scores.early_epochs=[0, 1]"}), opt, comm);
+  auto g = io::open_file(dir.file("run/scores.h5"));
+  auto mw = io::open_dataset(g, "scores/meta_weight");
+  EXPECT_EQ(io::read_attribute<double>(mw, "window_first_epoch"), 0);
+  EXPECT_EQ(io::read_attribute<double>(mw, "window_last_epoch"), 1);
   const auto ids = io::read_dataset<std::int64_t>(f, "sample_id");
   const auto grand = io::read_dataset<double>(f, "scores/grand");
   ASSERT_EQ(ids.size(), grand.size());

@@ -10,6 +10,7 @@
 #include "sama/core/gemm.hpp"
 #include "sama/core/threads.hpp"
 #include "sama/core/timer.hpp"
+#include "sama/io/run_files.hpp"
 
 #include <fmt/format.h>
 #include <malloc.h>
@@ -73,15 +74,6 @@ std::vector<long> parse_hidden(const std::string& text) {
     pos = comma + 1;
   }
   return widths;
-}
-
-std::string json_escape(const std::string& s) {
-  std::string o;
-  for (const char c : s) {
-    if (c == '"' || c == '\\') o += '\\';
-    if (static_cast<unsigned char>(c) >= 0x20) o += c;
-  }
-  return o;
 }
 
 }  // namespace
@@ -193,11 +185,11 @@ int run_bench(const BenchArgs& args, const comm::Communicator& comm, std::ostrea
       js << fmt::format(
           "  {{\"method\": \"{}\", \"hidden\": \"{}\", \"batch\": {}, \"samples_per_s\": {:.6g}, "
           "\"achieved_gflops\": {:.6g}, \"sgemm_gflops\": {:.6g}, \"ratio_to_sgemm\": {:.6g}, \"peak_rss_mb\": {:.6g}, "
-          "\"ranks\": {}, \"threads_per_rank\": {}, \"threads_source\": \"{}\", \"kokkos_space\": \"{}\", "
+          "\"ranks\": {}, \"threads_per_rank\": {}, \"threads_source\": {}, \"kokkos_space\": \"{}\", "
           "\"kokkos_concurrency\": {}, \"blas_threads\": {}, \"gemm_time_fraction\": {:.6g}{}}}{}\n",
           r.method, r.hidden, r.batch, r.samples_per_s, r.achieved_gflops, r.sgemm_gflops,
           r.achieved_gflops / r.sgemm_gflops, r.peak_rss_mb, comm.size(), plan.threads_per_rank,
-          json_escape(plan.source), ExecSpace::name(), kokkos, blas, r.gemm_fraction, counts,
+          io::json_string(plan.source), ExecSpace::name(), kokkos, blas, r.gemm_fraction, counts,
           i + 1 < records.size() ? "," : "");
     }
     js << "]\n";

@@ -671,6 +671,10 @@ void from_floats(const std::vector<float>& x, const V& v, const std::string& wha
   std::copy(x.begin(), x.end(), host_data(h));
   Kokkos::deep_copy(v, h);
 }
+/// Threads per rank, BLAS threads, Kokkos concurrency: what decides the order of threaded sums.
+std::vector<std::int64_t> thread_layout() {
+  return {threads::applied().threads_per_rank, blas_threads(), ExecSpace().concurrency()};
+}
 }  // namespace
 
 io::CheckpointData Trainer::snapshot(long step) {
@@ -693,7 +697,7 @@ io::CheckpointData Trainer::snapshot(long step) {
                         window_meta_steps_};
   // Threads per rank decide the order of threaded GEMM and reduction sums: a resume with others is
   // correct but not bitwise (noted when resuming).
-  c.ints["threads"] = {threads::applied().threads_per_rank, blas_threads(), ExecSpace().concurrency()};
+  c.ints["threads"] = thread_layout();
   const RunResult& r = result_;
   c.doubles["results"] = {r.final_test_accuracy, r.best_test_accuracy, r.final_test_loss,  r.final_train_loss,
                           r.first_train_loss,    r.mean_weight_clean,  r.mean_weight_noisy, train_seconds_};
@@ -1009,9 +1013,9 @@ void Trainer::init_scores() {
     }
   };
   window(sc.early_epochs, 1, 5, "scores.early_epochs", w.early_first, w.early_last);
-  // The mean weight prunes clean data best from the same early epochs as EL2N (docs/reweighting.md);
-  // the noise detectors average the whole run.
-  window(sc.meta_weight_epochs, 1, 5, "scores.meta_weight_epochs", w.meta_first, w.meta_last);
+  // The mean weight prunes clean data best over EL2N's early epochs (docs/reweighting.md), its default
+  // window; the noise detectors average the whole run.
+  window(sc.meta_weight_epochs, w.early_first, w.early_last, "scores.meta_weight_epochs", w.meta_first, w.meta_last);
   window(sc.detection_epochs, 0, w.epochs, "scores.detection_epochs", w.detect_first, w.detect_last);
   scores_ = std::make_unique<SampleScores>(data_.split.train_ids, data_.train.n, w);
   el2n_ = make_vec<real>("sama::el2n", workspace_);
@@ -1310,7 +1314,7 @@ RunResult Trainer::run() {
     const char* phase = "base step";
     const long done = step + 1;
     std::array<int, 4> control{};
-    if (opt_.count_kokkos) count_into(result_.kokkos_between_steps);
+    count_into(result_.kokkos_between_steps);
     ScopedRegion step_region("sama::step");
     try {
       if (step == deck_.debug.fail_step && comm_.rank() == deck_.debug.fail_rank)
@@ -1414,7 +1418,7 @@ RunResult Trainer::run() {
       return result_;
     }
   }
-  if (opt_.count_kokkos) count_into(result_.kokkos_between_steps);
+  count_into(result_.kokkos_between_steps);
   RunResult& r = result_;
   r.steps = total_steps_;
   r.meta_steps = meta_steps_;
@@ -1643,8 +1647,7 @@ RunResult train(const Deck& deck, const RunOptions& options, const comm::Communi
                                                             trainer.total_steps())
                                               : std::string());
       const auto threads_then = found->data.ints.find("threads");  // absent in older checkpoints
-      const std::vector<std::int64_t> threads_now = {threads::applied().threads_per_rank, blas_threads(),
-                                                      ExecSpace().concurrency()};
+      const std::vector<std::int64_t> threads_now = thread_layout();
       if (threads_then != found->data.ints.end() && threads_then->second.size() == 3 &&
           (threads_then->second[1] != threads_now[1] || threads_then->second[2] != threads_now[2]) &&
           comm.rank() == 0 && options.log)

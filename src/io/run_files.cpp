@@ -273,7 +273,6 @@ void write_sample_table(const std::string& path, const SampleTable& t, const std
   commit_file(tmp, path);
 }
 
-namespace {
 std::string json_string(const std::string& s) {
   std::string out = "\"";
   for (char c : s) {
@@ -289,7 +288,6 @@ std::string json_string(const std::string& s) {
   }
   return out + "\"";
 }
-}  // namespace
 
 void JsonObject::set(const std::string& key, double value) {
   fields_.emplace_back(key, std::isfinite(value) ? fmt::format("{:.9g}", value) : "null");

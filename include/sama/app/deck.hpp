@@ -86,7 +86,7 @@ struct MetaConfig {
 struct ScoresConfig {
   bool enabled = true;
   std::vector<long> early_epochs = {-1, -1};       // EL2N and GraNd: default epochs [1, 5)
-  std::vector<long> meta_weight_epochs = {-1, -1}; // meta_weight (the pruning score): default epochs [1, 5)
+  std::vector<long> meta_weight_epochs = {-1, -1}; // meta_weight (the pruning score): default early_epochs' window
   std::vector<long> detection_epochs = {-1, -1};   // meta_log_weight, meta_weight_envelope: default the whole run
 };
 

@@ -87,6 +87,9 @@ struct SampleTable {
 /// Writes weights.h5-style files atomically, with attributes (method, seed, ...) on the root group.
 void write_sample_table(const std::string& path, const SampleTable& t, const std::map<std::string, std::string>& attrs);
 
+/// s as a JSON string literal (quoted; quotes, backslashes and control characters escaped).
+std::string json_string(const std::string& s);
+
 /// A flat JSON object of numbers and strings, written atomically.
 class JsonObject {
  public:
