@@ -360,7 +360,7 @@ struct ClassifierFixture {
   explicit ClassifierFixture(nn::ActivationKind act) : model({F, 6, 5, C}, act, 10) {
     Rng rng(25, static_cast<std::uint64_t>(act));
     theta = Vec<double>("theta", model.num_params());
-    model.mlp().init(theta, rng);
+    model.init(theta, rng);
     x = to_mat(normal_vec(rng, B * F), B, F);
     std::vector<int> labels(B);
     for (auto& l : labels) l = static_cast<int>(rng.below(C));

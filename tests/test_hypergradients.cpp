@@ -78,7 +78,7 @@ struct Problem {
     Rng rng(seed, 77);
     theta0 = Vec<double>("theta0", model.num_params());
     lambda0 = Vec<double>("lambda0", mwn.num_params());
-    model.mlp().init(theta0, rng);
+    model.init(theta0, rng);
     mwn.init(lambda0, rng);
     for (std::size_t s = 0; s < S; ++s) {
       xs.push_back(random_mat(B, F, rng));
@@ -206,7 +206,7 @@ TEST(HessianProduct, FloatFiniteDifferenceAtTheDefaultRadius) {
   nn::Classifier<float> model({f, 32, classes}, nn::ActivationKind::gelu, b);
   Rng rng(13, 2);
   Vec<float> theta("theta", model.num_params()), coef("coef", b);
-  model.mlp().init(theta, rng);
+  model.init(theta, rng);
   Mat<float> x("x", b, f);
   {
     auto h = Kokkos::create_mirror_view(x);
@@ -604,7 +604,7 @@ TEST(SamaVersusCg, SgdCosineAboveTheDerivedBound) {
   meta::MetaWeightNet<double> mwn(meta::WeightNetKind::monotone, 16, true, b);
   Rng rng(41, 1);
   Vec<double> theta("theta", model.num_params()), lambda("lambda", mwn.num_params());
-  model.mlp().init(theta, rng);
+  model.init(theta, rng);
   mwn.init(lambda, rng);
   auto x = random_mat(b, f, rng), xm = random_mat(b, f, rng);
   auto y = random_labels(b, classes, rng), ym = random_labels(b, classes, rng);

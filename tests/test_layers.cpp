@@ -596,7 +596,7 @@ TEST_P(ClassifierGrad, WeightedLossGradientMatchesFiniteDifferences) {
   nn::Classifier<double> model({features, 6, 5, classes}, act, 10);
   Rng rng(9, static_cast<std::uint64_t>(act));
   Vec<double> theta_d("theta", model.num_params());
-  model.mlp().init(theta_d, rng);
+  model.init(theta_d, rng);
   const auto theta = to_host(theta_d);
   auto x = to_mat(normal_vec(rng, batch * features), batch, features);
   std::vector<int> labels(batch);

@@ -29,7 +29,7 @@ struct Tiny {
     Rng rng(seed, 99);
     theta = Vec<double>("theta", model.num_params());
     lambda = Vec<double>("lambda", mwn.num_params());
-    model.mlp().init(theta, rng);
+    model.init(theta, rng);
     mwn.init(lambda, rng);
     x = random_mat(B, F, rng);
     xm = random_mat(MB, F, rng);
@@ -202,7 +202,7 @@ TEST(Sama, FloatProbeRestoresThetaBitwise) {
   nn::Classifier<float> model({8, 16, 4}, nn::ActivationKind::relu, 8);
   Vec<float> theta("theta", model.num_params());
   Rng rng(5);
-  model.mlp().init(theta, rng);
+  model.init(theta, rng);
   const auto before = to_host(theta);
   std::vector<float> wh(model.num_params());
   for (auto& v : wh) v = static_cast<float>(rng.normal() * 1e-3);

@@ -45,7 +45,7 @@ TEST_P(SampleGradNorm, EqualsEachSamplesOwnGradient) {
   nn::Classifier<double> model({features, 6, 5, classes}, GetParam(), b);
   Rng rng(7, 1);
   Vec<double> theta("theta", model.num_params()), grad("grad", model.num_params());
-  model.mlp().init(theta, rng);
+  model.init(theta, rng);
   const auto x = to_mat(normal_vec(rng, b * features), b, features);
   std::vector<int> yh(b);
   for (std::size_t i = 0; i < b; ++i) yh[i] = static_cast<int>(rng.below(classes));
@@ -57,9 +57,9 @@ TEST_P(SampleGradNorm, EqualsEachSamplesOwnGradient) {
   Kokkos::deep_copy(sq, 0.0);
 
   model.losses(theta, x, y, losses);
-  model.mlp().set_sample_grad_norms(sq);
+  model.net().set_sample_grad_norms(sq);
   model.backward(theta, coef, y, grad);
-  model.mlp().set_sample_grad_norms(VecU<double>());
+  model.net().set_sample_grad_norms(VecU<double>());
   const auto got = to_host(sq);
 
   for (std::size_t i = 0; i < b; ++i) {
@@ -85,7 +85,7 @@ TEST(SampleErrors, El2nAndCorrectnessFromTheSoftmax) {
   Rng rng(3, 2);
   Vec<double> theta("theta", model.num_params()), losses("losses", b), el2n("el2n", b);
   Vec<int> correct("correct", b);
-  model.mlp().init(theta, rng);
+  model.init(theta, rng);
   const auto x = to_mat(normal_vec(rng, b * features), b, features);
   std::vector<int> yh(b);
   for (std::size_t i = 0; i < b; ++i) yh[i] = static_cast<int>(rng.below(classes));

@@ -161,9 +161,22 @@ void describe(Binder& b, Deck& d) {
   b.field("data.synthetic_separation", da.synthetic_separation, 0.0, 1e3, true);
   b.field("data.seed", da.seed, 0, 9.2e18);
   b.field("data.keep_mask", da.keep_mask);
+  b.field("data.augment", da.augment, {"none", "crop_flip"});
+  b.field("data.augment_padding", da.augment_padding, 0, 64);
 
-  b.field("model.hidden", d.model.hidden, 1, 1e6);
-  b.field("model.activation", d.model.activation, {"relu", "gelu", "tanh"});
+  auto& mo = d.model;
+  b.field("model.arch", mo.arch, {"mlp", "cnn", "resnet"});
+  b.field("model.hidden", mo.hidden, 1, 1e6);
+  b.field("model.activation", mo.activation, {"relu", "gelu", "tanh"});
+  b.field("model.channels", mo.channels, 1, 1e5);
+  b.field("model.depth", mo.depth, 8, 1000);
+  b.field("model.blocks", mo.blocks, 1, 1000);
+  b.field("model.width", mo.width, 1, 1e5);
+  b.field("model.width_multiplier", mo.width_multiplier, 0.0, 64.0, true);
+  b.field("model.batchnorm", mo.batchnorm);
+  b.field("model.sync_batchnorm", mo.sync_batchnorm);
+  b.field("model.bn_momentum", mo.bn_momentum, 0.0, 1.0);
+  b.field("model.bn_eps", mo.bn_eps, 0.0, 1.0, true);
 
   auto& o = d.optimizer;
   b.field("optimizer.name", o.cfg.name, {"sgd", "adam", "adamw", "adagrad", "rmsprop", "lion", "lamb"});
@@ -385,7 +398,17 @@ void validate(const Deck& d) {
       fail("{}: {} = [{}, {}] must satisfy 0 <= first < last (or be [-1, -1] for the default)", f, key, (*w)[0],
            (*w)[1]);
   }
-  if (d.model.hidden.empty()) fail("{}: model.hidden must list at least one hidden width", f);
+  if (d.model.arch == "mlp" && d.model.hidden.empty())
+    fail("{}: model.hidden must list at least one hidden width", f);
+  if (d.model.arch == "cnn" && d.model.channels.empty())
+    fail("{}: model.channels must list at least one convolution stage", f);
+  if (d.model.arch == "resnet" && d.model.blocks.empty() && (d.model.depth - 2) % 6 != 0)
+    fail("{}: model.depth = {} is not 6n + 2 (8, 14, 20, 26, 32, ...); or give model.blocks per stage", f,
+         d.model.depth);
+  if (d.model.arch == "resnet" && !d.model.blocks.empty() && d.model.blocks.size() > 6)
+    fail("{}: model.blocks lists {} stages; at most 6 (each halves the image)", f, d.model.blocks.size());
+  if (d.data.augment != "none" && d.model.arch == "mlp")
+    fail("{}: data.augment = \"{}\" needs an image model (model.arch = \"cnn\" or \"resnet\")", f, d.data.augment);
   if (d.optimizer.cfg.nesterov && d.optimizer.cfg.momentum <= 0)
     fail("{}: optimizer.nesterov = true needs optimizer.momentum > 0", f);
   // Options of one optimizer set (away from their defaults) for another are contradictions.

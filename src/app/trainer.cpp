@@ -113,10 +113,7 @@ std::vector<std::size_t> widths_of(const Deck& deck, std::size_t in, std::size_t
 optim::OptimizerConfig base_optimizer_config(const Deck& deck, const nn::Classifier<real>& model) {
   optim::OptimizerConfig c = deck.optimizer.cfg;
   c.groups.clear();
-  for (std::size_t i = 0; i < model.mlp().num_layers(); ++i) {
-    const std::size_t np = model.mlp().layer(i).num_params();
-    if (np > 0) c.groups.emplace_back(model.mlp().param_offset(i), np);
-  }
+  c.groups = model.net().param_groups();
   return c;
 }
 
@@ -223,11 +220,7 @@ class Trainer {
     local_batch_ = sampler_.local_batch();
     sum_ = [this](double* x, int n) { comm_.allreduce_sum(x, n); };
     // Buckets of the flat gradient in the order backward completes the layers (last layer first).
-    std::vector<std::pair<std::size_t, std::size_t>> layers;
-    for (std::size_t i = model_.mlp().num_layers(); i-- > 0;) {
-      const std::size_t np = model_.mlp().layer(i).num_params();
-      if (np > 0) layers.emplace_back(model_.mlp().param_offset(i), np);
-    }
+    const std::vector<std::pair<std::size_t, std::size_t>> layers = model_.net().ready_groups();
     reducer_ = deck.parallel.backend == "nccl"
                    ? comm::make_nccl_reducer(comm_, grad_.data(), grad_.extent(0), layers, deck.parallel.bucket_mb * 1e6)
                    : comm::make_mpi_reducer(comm_, grad_.data(), grad_.extent(0), layers, deck.parallel.bucket_mb * 1e6,
@@ -239,7 +232,7 @@ class Trainer {
     eval_interval_ = deck.train.eval_interval > 0 ? deck.train.eval_interval
                                                   : static_cast<long>(sampler_.batches_per_epoch());
     Rng init_rng(seed(), Stream::init);
-    model_.mlp().init(theta_, init_rng);
+    model_.init(theta_, init_rng);
     Rng meta_rng(seed(), Stream::meta_init);
     mwn_.init(lambda_, meta_rng);
     weights_host_ = Kokkos::create_mirror_view(weights_);
@@ -436,10 +429,10 @@ double Trainer::base_gradient() {
   }
   if (grand) {  // per-sample gradient norms, accumulated by the backward pass itself
     ops::fill<real>(slice<real>(grad_sq_, 0, b), 0);
-    model_.mlp().set_sample_grad_norms(slice<real>(grad_sq_, 0, b));
+    model_.net().set_sample_grad_norms(slice<real>(grad_sq_, 0, b));
   }
   backward_allreduce(coef, base_.ys());                   // g = ∂L_base/∂θ, summed over ranks
-  if (grand) model_.mlp().set_sample_grad_norms(VecU<real>());
+  if (grand) model_.net().set_sample_grad_norms(VecU<real>());
   return ops::sum<real>(losses);
 }
 
@@ -1280,7 +1273,7 @@ RunResult Trainer::run() {
     say("sama: training on the {} of {} training samples kept by {}", data_.kept.size(), data_.split.train_ids.size(),
         deck_.data.keep_mask);
   say("sama: model {} ({} parameters), Meta-Weight-Net {} parameters, {} steps of batch {} ({} per epoch)",
-      fmt::join(model_.mlp().widths(), "-"), model_.num_params(), mwn_.num_params(), total_steps_, batch_size_,
+      fmt::join(widths_of(deck_, data_.train.features(), static_cast<std::size_t>(data_.train.num_classes)), "-"), model_.num_params(), mwn_.num_params(), total_steps_, batch_size_,
       sampler_.batches_per_epoch());
   say("sama: BLAS core {}", blas::blas_core_report());
   say("sama: threads {}", threads_report());

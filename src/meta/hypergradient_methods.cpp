@@ -26,7 +26,7 @@ HessianProduct<T>::HessianProduct(nn::Classifier<T>& model, HvpMode mode, double
     : model_(model), mode_(mode), fd_radius_(fd_radius) {
   SAMA_REQUIRE(mode != HvpMode::finite_difference || (fd_radius > 0 && std::isfinite(fd_radius)),
                "finite-difference Hessian-vector products need a finite radius > 0, got {}", fd_radius);
-  const std::size_t n = model.num_params(), b = model.mlp().max_batch();
+  const std::size_t n = model.num_params(), b = model.net().max_batch();
   losses_ = make_vec<T>("sama::HessianProduct::losses", b);
   if (mode == HvpMode::finite_difference) {
     theta_saved_ = make_vec<T>("sama::HessianProduct::theta_saved", n);

@@ -26,11 +26,25 @@ struct DataConfig {
   long seed = 0;                         // meta split and label noise (synthetic: the data too);
                                          // 0 = train.seed. Fix it to vary train.seed over one data set.
   std::string keep_mask;                 // train only on the samples a `sama prune` mask keeps ("" = all)
+  std::string augment = "none";          // training batches only: "none" or "crop_flip" (random crop
+                                         // after zero padding, and horizontal flip), drawn from
+                                         // (seed, epoch, sample id)
+  long augment_padding = 2;              // crop_flip: zero padding on each side before the crop
 };
 
 struct ModelConfig {
-  std::vector<long> hidden = {256, 256};
-  std::string activation = "relu";  // "relu", "gelu", "tanh"
+  std::string arch = "mlp";               // "mlp", "cnn" or "resnet"
+  std::vector<long> hidden = {256, 256};  // mlp: hidden widths; cnn: fully connected widths after the convolutions
+  std::string activation = "relu";        // "relu", "gelu", "tanh"
+  std::vector<long> channels = {32, 64};  // cnn: channels per stage (conv3x3, batch norm, activation, max pool 2)
+  long depth = 8;                         // resnet: 6n + 2 (8, 14, 20, ...): n basic blocks in each of 3 stages
+  std::vector<long> blocks;               // resnet: basic blocks per stage (overrides depth), e.g. [1, 1, 1]
+  long width = 16;                        // resnet: channels of the stem and the first stage (each stage doubles)
+  double width_multiplier = 1.0;          // resnet: scales every stage's channels
+  bool batchnorm = true;                  // cnn: batch norm after each convolution (resnet always has it)
+  bool sync_batchnorm = true;             // batch statistics over the global batch (one all-reduce per layer)
+  double bn_momentum = 0.1;               // running statistics: (1 - m) running + m batch
+  double bn_eps = 1e-5;
 };
 
 struct TrainConfig {

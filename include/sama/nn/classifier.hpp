@@ -1,32 +1,40 @@
 #pragma once
-// An MLP classifier with softmax cross-entropy: per-sample losses forward, weighted backward.
+// A classifier: a network (the layer graph) with softmax cross-entropy; per-sample losses forward,
+// weighted backward, and forward mode for exact Hessian-vector products.
 #include "sama/nn/cross_entropy.hpp"
-#include "sama/nn/mlp.hpp"
+#include "sama/nn/models.hpp"
+#include "sama/nn/network.hpp"
 
 namespace sama::nn {
 
 template <class T>
 class Classifier {
  public:
+  Classifier(std::unique_ptr<Sequential<T>> net, std::size_t max_batch)
+      : net_(std::move(net), max_batch), ce_(max_batch, net_.out()) {}
+  /// An MLP: widths = {in, h1, ..., classes} with `activation` between the Linear layers.
   Classifier(std::vector<std::size_t> widths, ActivationKind activation, std::size_t max_batch)
-      : mlp_(std::move(widths), activation, std::nullopt, max_batch), ce_(max_batch, mlp_.out()) {}
+      : Classifier(make_mlp<T>(Shape{widths.empty() ? 0 : widths.front(), 1, 1}, widths, activation), max_batch) {}
 
-  Mlp<T>& mlp() { return mlp_; }
-  const Mlp<T>& mlp() const { return mlp_; }
-  std::size_t num_params() const { return mlp_.num_params(); }
+  Network<T>& net() { return net_; }
+  const Network<T>& net() const { return net_; }
+  std::size_t num_params() const { return net_.num_params(); }
+  /// Seeded initialisation of θ and of the network's buffers.
+  void init(VecU<T> theta, Rng& rng) { net_.init(theta, rng); }
 
-  /// losses[i] = ℓ_i(θ) for the batch (x, y); keeps what backward needs.
-  void losses(VecU<const T> theta, MatU<const T> x, VecU<const int> y, VecU<T> losses) {
+  /// losses[i] = ℓ_i(θ) for the batch (x, y); keeps what backward needs. Mode::train (the base step's
+  /// forward only) updates running statistics; Mode::eval uses them.
+  void losses(VecU<const T> theta, MatU<const T> x, VecU<const int> y, VecU<T> losses, Mode mode = Mode::probe) {
     ++forwards_;
-    logits_ = mlp_.forward(theta, x);
+    logits_ = net_.forward(theta, x, mode);
     ce_.forward(logits_, y, losses);
   }
   /// grad = Σ_i coef[i] ∂ℓ_i/∂θ for the batch of the last losses() call (overwritten).
   void backward(VecU<const T> theta, VecU<const T> coef, VecU<const int> y, VecU<T> grad,
-                const typename Mlp<T>::GradReady& on_ready = nullptr) {
+                const GradReady& on_ready = nullptr) {
     MatU<T> dlogits(dlogits_.data(), logits_.extent(0), logits_.extent(1));
     ce_.backward(coef, y, dlogits);
-    mlp_.backward(theta, dlogits, grad, MatU<T>(), on_ready);
+    net_.backward(theta, dlogits, grad, MatU<T>(), on_ready);
   }
   /// Correct predictions in the batch of the last losses() call.
   std::size_t count_correct(VecU<const int> y) const { return SoftmaxCrossEntropy<T>::count_correct(logits_, y); }
@@ -52,19 +60,19 @@ class Classifier {
   /// out's layers as they complete.
   void hvp(VecU<const T> theta, VecU<const T> coef, MatU<const T> x, VecU<const int> y, VecU<const T> v,
            VecU<T> out, VecU<T> grad = VecU<T>(), VecU<T> dlosses = VecU<T>(),
-           const typename Mlp<T>::GradReady& on_ready = nullptr);
+           const GradReady& on_ready = nullptr);
   /// hvp() along another v at the point of the last hvp() (the same θ, batch, labels y and
   /// coefficients, and no forward since: see forwards()): only the two tangent passes.
   void hvp_again(VecU<const T> theta, VecU<const T> coef, VecU<const int> y, VecU<const T> v, VecU<T> out,
-                 VecU<T> dlosses = VecU<T>(), const typename Mlp<T>::GradReady& on_ready = nullptr);
+                 VecU<T> dlosses = VecU<T>(), const GradReady& on_ready = nullptr);
   /// Forward passes so far (every losses(), loss_jvp() and hvp() runs one): a linearisation is valid
   /// while this count is unchanged.
   std::uint64_t forwards() const { return forwards_; }
 
  private:
-  Mlp<T> mlp_;
+  Network<T> net_;
   SoftmaxCrossEntropy<T> ce_;
-  Mat<T> dlogits_{make_mat<T>("sama::Classifier::dlogits", mlp_.max_batch(), mlp_.out())};
+  Mat<T> dlogits_{make_mat<T>("sama::Classifier::dlogits", net_.max_batch(), net_.out())};
   MatU<const T> logits_;
   // Forward-mode workspace (first use): R{dlogits}, a gradient and per-sample losses nobody asked for.
   Mat<T> dlogits_dot_;

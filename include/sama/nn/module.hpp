@@ -123,6 +123,10 @@ class Module {
                                 MatU<const T> y, MatU<const T> y_dot, MatU<const T> dy, MatU<const T> dy_dot,
                                 MatU<T> dx_dot, VecU<T> dp_dot) const = 0;
 
+ protected:
+  /// For composites whose output shape grows with their children.
+  void set_out_shape(Shape s) { out_ = s; }
+
  private:
   Shape in_, out_;
 };
