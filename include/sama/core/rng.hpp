@@ -34,6 +34,7 @@ enum class Stream : std::uint64_t {
   meta_sampler = 5,  // meta batch permutation
   synthetic = 6,     // synthetic data set
   meta_init = 7,     // Meta-Weight-Net initialisation
+  augment = 8,       // training-batch augmentation (keyed further by epoch and sample id)
 };
 
 class Rng {
