@@ -20,6 +20,7 @@ namespace sama::io {
 inline constexpr long kCheckpointFormat = 1;
 
 struct CheckpointData {
+  long format = kCheckpointFormat;  // format_version: that of the file read, or the one to write
   long step = 0;     // training steps completed
   int ranks = 1;     // ranks of the run that wrote it
   std::string deck;  // the resolved input deck (TOML)
