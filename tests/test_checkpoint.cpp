@@ -135,6 +135,128 @@ INSTANTIATE_TEST_SUITE_P(
       return name;
     });
 
+// ------------------------------------------------------------------------------ format 1 (positional)
+
+/// A checkpoint of this sama (format 2: the train state by name) in the layout of format 1, as sama
+/// wrote it before: counters, results, samplers, thread layout, diagnostic and weight-net health in
+/// positional arrays, the per-rank window sums in rows of 9 (two unused) and 10 values.
+io::CheckpointData to_format1(const io::CheckpointData& c) {
+  io::CheckpointData old = c;
+  old.format = 1;
+  auto take_i = [&](const std::string& name) {
+    const std::int64_t v = c.i(name, 1)[0];
+    old.ints.erase(name);
+    return v;
+  };
+  auto take_d = [&](const std::string& name) {
+    const double v = c.d(name, 1)[0];
+    old.doubles.erase(name);
+    return v;
+  };
+  auto take_rows = [&](const std::vector<std::string>& names, std::size_t stride) {
+    const auto ranks = static_cast<std::size_t>(c.ranks);
+    std::vector<double> rows(stride * ranks, 0.0);
+    for (std::size_t f = 0; f < names.size(); ++f) {
+      const auto& v = c.d(names[f], ranks);
+      for (std::size_t r = 0; r < ranks; ++r) rows[r * stride + f] = v[r];
+      old.doubles.erase(names[f]);
+    }
+    return rows;
+  };
+  old.ints["sampler"] = {take_i("sampler.epoch"), take_i("sampler.position"), take_i("meta_sampler.epoch"),
+                         take_i("meta_sampler.position")};
+  old.ints["counters"] = {take_i("counters.meta_steps"),   take_i("counters.nonfinite_total"),
+                          take_i("counters.nonfinite_run"), take_i("counters.first_window"),
+                          take_i("window.steps"),           take_i("window.meta_steps")};
+  old.ints["threads"] = {take_i("threads.per_rank"), take_i("threads.blas"), take_i("threads.kokkos_concurrency")};
+  old.doubles["results"] = {take_d("results.final_test_accuracy"), take_d("results.best_test_accuracy"),
+                            take_d("results.final_test_loss"),     take_d("results.final_train_loss"),
+                            take_d("results.first_train_loss"),    take_d("results.mean_weight_clean"),
+                            take_d("results.mean_weight_noisy"),   take_d("results.train_seconds")};
+  old.doubles["rank_windows"] =
+      take_rows({"window.base_loss", "window.meta_loss", "window.epsilon", "window.weight_clean_sum",
+                 "window.weight_clean_count", "window.weight_noisy_sum", "window.weight_noisy_count"},
+                9);
+  old.doubles["hypergrad_diagnostics"] = {take_d("diagnostics.window_cosine"),
+                                          take_d("diagnostics.window_ratio"),
+                                          double(take_i("diagnostics.window_count")),
+                                          take_d("diagnostics.run_cosine"),
+                                          take_d("diagnostics.run_ratio"),
+                                          double(take_i("diagnostics.run_count"))};
+  old.doubles["weight_net_health"] = {take_d("weight_net.lambda_grad_norm_sum"),
+                                      double(take_i("weight_net.lambda_grad_norms")),
+                                      double(take_i("weight_net.collapsed_at_step")),
+                                      double(take_i("weight_net.weights_spread"))};
+  old.doubles["rank_weight_windows"] =
+      take_rows({"weight_window.weight_sum", "weight_window.weight_sq_sum", "weight_window.loss_sum",
+                 "weight_window.loss_sq_sum", "weight_window.count", "weight_window.logit_min",
+                 "weight_window.logit_max", "weight_window.logit_sum", "weight_window.logit_sq_sum",
+                 "weight_window.saturated"},
+                10);
+  return old;
+}
+
+// A run resumed from a checkpoint of format 1 (the positional layout, made here from this sama's
+// checkpoint at the same step) continues exactly as from the named one: the same as a straight run.
+TEST(Restart, Format1CheckpointResumesBitwise) {
+  test::TempDir dir("format1");
+  const std::vector<std::string> sets = {"checkpoint.every_steps=30", "meta.diagnose_every=7",
+                                         "meta.diagnose_reference=unrolled", "meta.diagnose_k=5"};
+  const auto straight = run(deck(sets), dir.file("straight"));
+  auto stop_sets = sets;
+  stop_sets.push_back("debug.preempt_step=70");
+  ASSERT_TRUE(run(deck(stop_sets), dir.file("split")).preempted);
+  const std::string ckdir = io::checkpoint_dir(dir.file("split"));
+  const auto found = io::find_checkpoint(ckdir);
+  ASSERT_TRUE(found);
+  ASSERT_EQ(found->data.step, 71);
+  // This sama writes format 2, one array per quantity, and no positional array.
+  EXPECT_EQ(found->data.format, 2);
+  EXPECT_EQ(found->data.i("counters.meta_steps", 1)[0], found->data.i("meta_optimizer.steps", 1)[0]);
+  for (const char* positional : {"counters", "sampler", "threads"}) EXPECT_EQ(found->data.ints.count(positional), 0u);
+  for (const char* positional : {"results", "rank_windows", "hypergrad_diagnostics", "weight_net_health",
+                                 "rank_weight_windows"})
+    EXPECT_EQ(found->data.doubles.count(positional), 0u);
+  // Replace every checkpoint of the interrupted run by the format-1 one.
+  const io::CheckpointData old = to_format1(found->data);
+  for (const auto& e : fs::directory_iterator(ckdir)) fs::remove(e.path());
+  io::write_checkpoint(ckdir, old, 2);
+  const auto reread = io::find_checkpoint(ckdir);
+  ASSERT_TRUE(reread);
+  EXPECT_EQ(reread->data.format, 1);
+  EXPECT_EQ(reread->data.doubles.count("results"), 1u);
+  EXPECT_EQ(reread->data.ints.count("counters.meta_steps"), 0u);
+  const auto second = run(deck(sets), dir.file("split"), true);
+  EXPECT_EQ(second.resumed_from, 71);
+  EXPECT_EQ(second.theta, straight.theta);
+  EXPECT_EQ(second.lambda, straight.lambda);
+  EXPECT_EQ(second.meta_steps, straight.meta_steps);
+  EXPECT_EQ(second.best_test_accuracy, straight.best_test_accuracy);
+  EXPECT_EQ(second.first_train_loss, straight.first_train_loss);
+  EXPECT_EQ(second.hypergrad_diagnoses, straight.hypergrad_diagnoses);
+  EXPECT_EQ(second.mean_hypergrad_cosine, straight.mean_hypergrad_cosine);
+  EXPECT_EQ(second.meta_weight_collapsed_at_step, straight.meta_weight_collapsed_at_step);
+  EXPECT_EQ(slurp(dir.file("split/weights.h5")), slurp(dir.file("straight/weights.h5")));
+  EXPECT_EQ(slurp(dir.file("split/scores.h5")), slurp(dir.file("straight/scores.h5")));
+  EXPECT_EQ(metrics_without_timing(dir.file("split/metrics.csv")),
+            metrics_without_timing(dir.file("straight/metrics.csv")));
+}
+
+// A format-1 checkpoint whose positional array has the wrong size is refused, naming the file and array.
+TEST(Restart, Format1CheckpointWithAShortArrayIsRefused) {
+  test::TempDir dir("format1_short");
+  const std::vector<std::string> sets = {"checkpoint.every_steps=30"};
+  auto stop_sets = sets;
+  stop_sets.push_back("debug.preempt_step=40");
+  ASSERT_TRUE(run(deck(stop_sets), dir.file("run")).preempted);
+  const std::string ckdir = io::checkpoint_dir(dir.file("run"));
+  auto old = to_format1(io::find_checkpoint(ckdir)->data);
+  old.ints["counters"].pop_back();
+  for (const auto& e : fs::directory_iterator(ckdir)) fs::remove(e.path());
+  const std::string path = io::write_checkpoint(ckdir, old, 2);
+  test::expect_error([&] { run(deck(sets), dir.file("run"), true); }, {path, "counters"});
+}
+
 TEST(Restart, ResumeRefusesAnotherDeck) {
   test::TempDir dir("restart_deck");
   ASSERT_TRUE(run(deck({"debug.preempt_step=20"}), dir.file("run")).preempted);

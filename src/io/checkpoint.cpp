@@ -114,6 +114,8 @@ std::string write_checkpoint(const std::string& dir, const CheckpointData& data,
   check_names(data.floats);
   check_names(data.doubles);
   check_names(data.ints);
+  SAMA_REQUIRE(data.format >= 1 && data.format <= kCheckpointFormat, "checkpoint format {} is not one this sama writes",
+               data.format);
   // Leftovers of a writer that was killed mid-write are never loaded (wrong name); clear them here.
   for (const auto& e : fs::directory_iterator(dir, ec))
     if (e.path().filename().string().find(".h5.tmp.") != std::string::npos) fs::remove(e.path(), ec);
@@ -122,7 +124,7 @@ std::string write_checkpoint(const std::string& dir, const CheckpointData& data,
   try {
     ScopedErrorSilence quiet;
     H5Handle file = create_file(tmp);
-    write_attribute<std::int64_t>(file, "format_version", kCheckpointFormat);
+    write_attribute<std::int64_t>(file, "format_version", data.format);
     write_attribute<std::int64_t>(file, "step", data.step);
     write_attribute<std::int64_t>(file, "ranks", data.ranks);
     write_attribute<std::int64_t>(file, "payload_crc32", payload_crc(data));
@@ -160,6 +162,7 @@ CheckpointData read_checkpoint(const std::string& path) {
     fail("checkpoint '{}' has format version {}, newer than this sama's {}: written by a newer sama", path, version,
          kCheckpointFormat);
   if (version < 1) fail("checkpoint '{}' has an invalid format version {}", path, version);
+  c.format = version;
   c.step = static_cast<long>(read_attribute<std::int64_t>(file, "step"));
   c.ranks = static_cast<int>(read_attribute<std::int64_t>(file, "ranks"));
   c.deck = read_string_attribute(file, "deck");

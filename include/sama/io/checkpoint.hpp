@@ -17,9 +17,13 @@
 
 namespace sama::io {
 
-inline constexpr long kCheckpointFormat = 1;
+// Format 2: the train state one array per quantity, by name ("counters.meta_steps", ...); format 1
+// held some of it in positional arrays ("counters", "results", ...), still read (the trainer translates
+// them: sama/train/state.hpp).
+inline constexpr long kCheckpointFormat = 2;
 
 struct CheckpointData {
+  long format = kCheckpointFormat;  // format_version: that of the file read, or the one to write
   long step = 0;     // training steps completed
   int ranks = 1;     // ranks of the run that wrote it
   std::string deck;  // the resolved input deck (TOML)
