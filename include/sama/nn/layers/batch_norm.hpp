@@ -18,6 +18,9 @@
 // Σdy, Σdy·x̂) when dx is wanted, forward_tangent once (2C: Σẋ, Σx̂·ẋ) when ẋ is non-empty,
 // backward_tangent once (4C: Σdy, Σdy·x̂, Σḋy, Σ(ḋy·x̂ + dy·R{x̂})) when dx_dot is wanted. The parameter
 // gradients dγ, dβ stay this rank's (the caller sums gradients over ranks as for every parameter).
+// The module fences before each call and reads the sums right after it returns. The count travels as
+// a T (exact in float up to 2^24 values per channel over all ranks, within one rounding beyond).
+// A call is skipped identically on every rank (eval mode, no dx wanted, an empty ẋ: all structural).
 // Without batch_sum, the statistics are this rank's batch's. Per-channel sums are accumulated in
 // double (team reductions, one team per channel); the local statistics are two-pass (shifted by the
 // local mean).
