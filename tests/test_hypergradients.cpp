@@ -466,7 +466,7 @@ TEST_P(UnrolledHypergradient, MatchesFiniteDifferenceOfTheWholeUnroll) {
   pb.mwn = &p.mwn;
   pb.hessian = &h;
   pb.adjoint = &adj;
-  pb.load = [&](const std::vector<std::int64_t>& ids) {
+  pb.load = [&](const std::vector<std::int64_t>& ids, long) {
     const auto s = static_cast<std::size_t>(ids[0]) / Problem::B;
     return std::make_pair(MatU<const double>(p.xs[s]), VecU<const int>(p.ys[s]));
   };
@@ -523,7 +523,7 @@ TEST(UnrolledHypergradient, OneStepIsSamaDirectionAtThePreviousTheta) {
     meta::HessianProduct<double> h(p.model, meta::HvpMode::exact, 0.0);
     meta::UnrollWorkspace<double> ws(p.n(), p.mwn.num_params(), Problem::B);
     meta::UnrollProblem<double> pb{&p.model, &p.mwn, &h, &adj,
-                                   [&](const std::vector<std::int64_t>& ids) {
+                                   [&](const std::vector<std::int64_t>& ids, long) {
                                      const auto s = static_cast<std::size_t>(ids[0]) / Problem::B;
                                      return std::make_pair(MatU<const double>(p.xs[s]), VecU<const int>(p.ys[s]));
                                    },

@@ -270,7 +270,7 @@ typename UnrollHistory<T>::Entry& UnrollHistory<T>::push() {
 
 template <class T>
 void UnrollHistory<T>::record(VecU<const T> theta, VecU<const T> lambda, VecU<const T> losses,
-                              const std::vector<std::int64_t>& ids, double lr) {
+                              const std::vector<std::int64_t>& ids, double lr, long epoch) {
   SAMA_REQUIRE(losses.extent(0) == ids.size() && ids.size() <= slots_[0].losses.extent(0),
                "UnrollHistory::record: {} losses for {} ids (room for {})", losses.extent(0), ids.size(),
                slots_[0].losses.extent(0));
@@ -280,6 +280,7 @@ void UnrollHistory<T>::record(VecU<const T> theta, VecU<const T> lambda, VecU<co
   ops::copy<T>(losses, slice<T>(e.losses, 0, ids.size()));
   e.ids = ids;
   e.lr = lr;
+  e.epoch = epoch;
   pending_ = true;
 }
 
@@ -342,7 +343,7 @@ UnrollInfo unrolled_hypergradient(const UnrollProblem<T>& pb, UnrollHistory<T>& 
   for (std::size_t age = 0; age < steps; ++age) {
     auto& e = history.entry(age);
     const std::size_t b = e.ids.size();
-    const auto [x, y] = pb.load(e.ids);
+    const auto [x, y] = pb.load(e.ids, e.epoch);
     VecU<T> weights = slice<T>(ws.weights, 0, b), coef = slice<T>(ws.coef, 0, b), delta = slice<T>(ws.delta, 0, b);
     // The step's weights w_i(λ_t) from its recorded (detached) inputs; the forward is also what the
     // Meta-Weight-Net backward below differentiates.

@@ -48,6 +48,7 @@ void Trainer::save_history(io::CheckpointData& c) {
     for (std::size_t s = 0; s < e.state.size(); ++s)
       c.floats[key + "state." + history_->state_names()[s]] = to_floats(e.state[s]);
     c.doubles[key + "lr"] = {e.lr};
+    c.ints[key + "epoch"] = {e.epoch};
     c.ints[key + "steps"] = {e.steps};
     std::vector<std::int64_t> ids(lb * static_cast<std::size_t>(comm_.size()));
     std::vector<float> losses(ids.size());
@@ -78,6 +79,7 @@ void Trainer::restore_history(const io::CheckpointData& c) {
       from_floats(c.f(name), e.state[s], name, src);
     }
     e.lr = c.d(key + "lr", 1)[0];
+    e.epoch = c.ints.count(key + "epoch") ? static_cast<long>(c.i(key + "epoch", 1)[0]) : 0;  // (older: none)
     e.steps = static_cast<long>(c.i(key + "steps", 1)[0]);
     const auto& ids = c.i(key + "ids", static_cast<std::size_t>(batch_size_));
     const auto& losses = c.f(key + "losses", static_cast<std::size_t>(batch_size_));

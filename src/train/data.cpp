@@ -112,11 +112,15 @@ double available_bytes() {
 }  // namespace
 
 double check_memory(const app::Deck& deck, const Data& data, const std::vector<std::size_t>& widths,
-                    int ranks_per_node, std::ostream* log, const comm::Communicator& comm) {
-  double params = 0, units = 0;
-  for (std::size_t i = 0; i + 1 < widths.size(); ++i) {
-    params += double(widths[i]) * double(widths[i + 1]) + double(widths[i + 1]);
-    units += double(widths[i + 1]);
+                    const ModelFootprint& footprint, int ranks_per_node, std::ostream* log,
+                    const comm::Communicator& comm) {
+  double params = footprint.params, units = 0;
+  if (!widths.empty()) {
+    params = 0;
+    for (std::size_t i = 0; i + 1 < widths.size(); ++i) {
+      params += double(widths[i]) * double(widths[i + 1]) + double(widths[i + 1]);
+      units += double(widths[i + 1]);
+    }
   }
   const double f = sizeof(float);
   const std::string& m = deck.meta.method;
@@ -127,10 +131,14 @@ double check_memory(const app::Deck& deck, const Data& data, const std::vector<s
   const double ws = double(std::max({deck.train.batch_size, deck.meta.batch_size, deck.train.eval_batch}));
   double history = 0;
   if (m == "unrolled") history = double(deck.meta.k) * (params * f + ws * double(data.train.features()) * f);
+  params += footprint.buffers;  // running statistics (and their checkpoint copy: negligible)
   const double parameters = vectors * params * f;
   // Activations, pre-activations, their gradients and tangents, per layer, for the largest batch; the
   // GEMM workspaces and the batch buffers.
-  const double activations = 6.0 * ws * (units + double(widths[0])) * f + 3.0 * ws * double(widths[0]) * f;
+  const double features = double(data.train.features());
+  const double activations = widths.empty()
+                                 ? footprint.workspace_bytes + 3.0 * ws * features * f
+                                 : 6.0 * ws * (units + double(widths[0])) * f + 3.0 * ws * double(widths[0]) * f;
   const double scores = deck.scores.enabled ? 12.0 * 8.0 * double(data.train.n) : 0.0;
   const double loaded = double(data.train.u8.size() + data.test.u8.size()) +
                         f * double(data.train.f32.size() + data.test.f32.size()) +

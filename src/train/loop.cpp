@@ -12,6 +12,8 @@
 // progress lines and evaluation (reporting.cpp), checkpoints and stops on request (run_control.hpp).
 #include "sama/train/trainer.hpp"
 
+#include "sama/data/augment.hpp"
+
 #include "sama/app/preemption.hpp"
 #include "sama/core/error.hpp"
 #include "sama/core/kokkos_counters.hpp"
@@ -49,7 +51,7 @@ Trainer::Trainer(const app::Deck& deck, const app::RunOptions& opt, const comm::
       meta_batch_size_(static_cast<std::size_t>(deck.meta.batch_size)),
       eval_batch_(static_cast<std::size_t>(deck.train.eval_batch)),
       workspace_(std::max({batch_size_, meta_batch_size_, eval_batch_})),
-      model_(make_model(deck, data_.train.features(), static_cast<std::size_t>(data_.train.num_classes), workspace_)),
+      model_(make_model(deck, data_.train.shape, static_cast<std::size_t>(data_.train.num_classes), workspace_)),
       mwn_(meta::parse_weight_net(deck.meta.weight_net), static_cast<std::size_t>(deck.meta.hidden),
            deck.meta.normalize, workspace_),
       state_(make_vec<real>("sama::theta", model_.num_params()), make_vec<real>("sama::lambda", mwn_.num_params()),
@@ -82,6 +84,17 @@ Trainer::Trainer(const app::Deck& deck, const app::RunOptions& opt, const comm::
   eval_interval_ = deck.train.eval_interval > 0 ? deck.train.eval_interval : batches_per_epoch;
   Rng init_rng(seed(), Stream::init);
   init_parameters(model_, state_.theta, init_rng);
+  init_batch_statistics();
+  if (deck.data.augment == "crop_flip") {
+    const nn::Shape in = model_.net().in_shape();
+    data::CropFlip cf;
+    cf.padding = static_cast<std::size_t>(deck.data.augment_padding);
+    cf.fill = data_.norm.shift;  // a raw 0 (black), normalised
+    const data::ImageShape shape{in.c, in.h, in.w};
+    augment_ = [this, cf, shape](real* x, const std::int64_t* ids, std::size_t count) {
+      data::crop_flip(x, count, shape, cf, seed(), epoch_, ids);
+    };
+  }
   Rng meta_rng(seed(), Stream::meta_init);
   mwn_.init(state_.lambda, meta_rng);
   weights_host_ = Kokkos::create_mirror_view(weights_);
@@ -130,7 +143,7 @@ app::RunResult Trainer::run() {
       base_ids_ = &s.sampler.next();
       {
         ScopedRegion region("sama::gather");
-        base_.load(data_.train, data_.norm, data_.labels.observed, base_ids_->data(), base_ids_->size());
+        base_.load(data_.train, data_.norm, data_.labels.observed, base_ids_->data(), base_ids_->size(), augment_);
       }
       const double loss_sum = control.inject_nan(step, base_gradient());
       // Every rank learns whether any rank saw a non-finite loss or gradient, and whether a stop or a
@@ -141,6 +154,7 @@ app::RunResult Trainer::run() {
       control_region.end();
       if (agreed.orphaned) control.exit_orphaned(step);
       if (agreed.nonfinite) {
+        reject_model_buffers();
         ++s.counters.nonfinite_total;
         ++s.counters.nonfinite_run;
         say("step {}: non-finite loss or gradient on some rank: step skipped ({} in a row, {} in total)", step,

@@ -24,6 +24,7 @@ bool Trainer::diagnosis_due() const {
 
 void Trainer::meta_step() {
   ScopedRegion step_region("sama::meta_step");
+  use_global_batch_statistics(sync_bn_meta_);  // every pass of the meta step: probes, HVPs, replays
   const auto& meta_ids = state_.meta_sampler.next();
   {
     ScopedRegion gather("sama::meta_gather");
@@ -149,8 +150,11 @@ void Trainer::unrolled_hypergradient(VecU<const real> v, long k, VecU<real> out)
   pb.mwn = &mwn_;
   pb.hessian = hessian_.get();
   pb.adjoint = adjoint_.get();
-  pb.load = [this](const std::vector<std::int64_t>& ids) {  // a recorded batch, gathered again
-    unroll_batch_->load(data_.train, data_.norm, data_.labels.observed, ids.data(), ids.size());
+  pb.load = [this](const std::vector<std::int64_t>& ids, long epoch) {  // a recorded batch, gathered again
+    const long now = epoch_;
+    epoch_ = epoch;  // augmented as in its own step
+    unroll_batch_->load(data_.train, data_.norm, data_.labels.observed, ids.data(), ids.size(), augment_);
+    epoch_ = now;
     return std::make_pair(unroll_batch_->xs(), unroll_batch_->ys());
   };
   pb.global_batch = static_cast<double>(batch_size_);

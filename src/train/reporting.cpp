@@ -133,7 +133,7 @@ void Trainer::evaluate(double& accuracy, double& loss) {
     for (std::size_t i = 0; i < count; ++i) ids[i] = static_cast<std::int64_t>(start + i);
     batch.load(test, data_.norm, test.labels, ids.data(), count);
     VecU<real> losses = slice<real>(losses_, 0, count);
-    model_.losses(state_.theta, batch.xs(), batch.ys(), losses);
+    model_.losses(state_.theta, batch.xs(), batch.ys(), losses, nn::Mode::eval);  // running statistics
     correct += static_cast<double>(model_.count_correct(batch.ys()));
     loss_sum += ops::sum<real>(losses);
   }

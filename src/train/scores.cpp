@@ -173,7 +173,7 @@ void Trainer::write_sample_table(const std::string& path) {
     const std::size_t count = std::min(eval_batch_, ids_all.size() - start);
     meta_.load(data_.train, data_.norm, data_.labels.observed, ids_all.data() + start, count);
     VecU<real> losses = slice<real>(losses_, 0, count), w = slice<real>(weights_, 0, count);
-    model_.losses(state_.theta, meta_.xs(), meta_.ys(), losses);
+    model_.losses(state_.theta, meta_.xs(), meta_.ys(), losses, nn::Mode::eval);  // each sample's own loss
     if (method_ == meta::Method::none) ops::fill<real>(w, 1);
     else mwn_.scores(state_.lambda, losses, w);
     Kokkos::deep_copy(losses_host_, losses_);

@@ -77,6 +77,7 @@ TrainState::TrainState(Vec<real> theta_, Vec<real> lambda_, std::unique_ptr<opti
 void TrainState::save(io::CheckpointData& c, const comm::Communicator& comm) const {
   c.floats["theta"] = to_floats(theta);
   c.floats["lambda"] = to_floats(lambda);
+  if (model_buffers.extent(0) > 0) c.floats["model_buffers"] = to_floats(model_buffers);
   auto save_opt = [&](const std::string& prefix, const optim::Optimizer<real>& o) {
     for (const auto& [name, v] : o.state()) c.floats[prefix + "." + name] = to_floats(v);
     c.ints[prefix + ".steps"] = {o.steps()};
@@ -127,6 +128,7 @@ void TrainState::load(const io::CheckpointData& c, const comm::Communicator& com
   const std::string& src = c.source;
   from_floats(c.f("theta"), theta, "theta", src);
   from_floats(c.f("lambda"), lambda, "lambda", src);
+  if (model_buffers.extent(0) > 0) from_floats(c.f("model_buffers"), model_buffers, "model_buffers", src);
   auto load_opt = [&](const std::string& prefix, optim::Optimizer<real>& o) {
     for (const auto& [name, v] : o.state()) from_floats(c.f(prefix + "." + name), v, prefix + "." + name, src);
     o.set_steps(static_cast<long>(scalar_i(c, prefix + ".steps")));

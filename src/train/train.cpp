@@ -65,10 +65,15 @@ RunResult train(const Deck& deck, const RunOptions& options, const comm::Communi
   const auto train_samples = static_cast<long>(data.kept.size());
   const std::string train_checksum = data.train.checksum, test_checksum = data.test.checksum;
   // Refuses a run that cannot fit, before allocating it.
+  const auto classes = static_cast<std::size_t>(data.train.num_classes);
+  const std::size_t workspace = static_cast<std::size_t>(
+      std::max({deck.train.batch_size, deck.meta.batch_size, deck.train.eval_batch}));
   const double memory_mb = training::check_memory(
       deck, data,
-      training::model_widths(deck, data.train.features(), static_cast<std::size_t>(data.train.num_classes)),
-      options.ranks_per_node, options.log, comm);
+      deck.model.arch == "mlp" ? training::model_widths(deck, data.train.features(), classes)
+                               : std::vector<std::size_t>(),
+      training::model_footprint(deck, data.train.shape, classes, workspace), options.ranks_per_node, options.log,
+      comm);
   const bool want_resume = options.resume || options.resume_if_present;
   // The run directory: checked (a fresh run never silently replaces a completed or interrupted run),
   // created and locked by rank 0 before any rank reads a checkpoint from it; the lock is held until

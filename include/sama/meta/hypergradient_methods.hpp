@@ -157,6 +157,7 @@ class UnrollHistory {
     std::vector<Vec<T>> state;      // the optimizer state after the step (OptimizerAdjoint::needs())
     std::vector<std::int64_t> ids;  // this rank's sample ids of the batch
     double lr = 0;
+    long epoch = 0;                 // the step's epoch (what its batch's augmentation was drawn from)
     long steps = 0;                 // the optimizer's step count after the step
   };
   UnrollHistory(std::size_t capacity, std::size_t num_params, std::size_t num_lambda, std::size_t max_batch,
@@ -167,7 +168,7 @@ class UnrollHistory {
   const std::vector<std::string>& state_names() const { return state_names_; }
   /// Before the base optimizer's step t: θ_t, λ_t, the detached losses and the batch ids.
   void record(VecU<const T> theta, VecU<const T> lambda, VecU<const T> losses, const std::vector<std::int64_t>& ids,
-              double lr);
+              double lr, long epoch = 0);
   /// After that step: the optimizer's state (by name) and its step count complete the record.
   void record_state(const optim::Optimizer<T>& optimizer);
   /// age 0 = the newest complete step.
@@ -203,8 +204,9 @@ struct UnrollProblem {
   MetaWeightNet<T>* mwn = nullptr;
   HessianProduct<T>* hessian = nullptr;
   OptimizerAdjoint<T>* adjoint = nullptr;
-  /// The batch (x, y) of a history entry's ids (its data, gathered by the caller).
-  std::function<std::pair<MatU<const T>, VecU<const int>>(const std::vector<std::int64_t>&)> load;
+  /// The batch (x, y) of a history entry's ids in its epoch (its data, gathered and augmented as in that
+  /// step by the caller).
+  std::function<std::pair<MatU<const T>, VecU<const int>>(const std::vector<std::int64_t>&, long)> load;
   double global_batch = 0;   // B of g = (1/B) Σ_i w_i ∇ℓ_i
   double hessian_batch = 0;  // the normaliser of the Hessians' coefficients (B, or the local batch)
   SumFn sum;                 // λ-sized sums over ranks (Meta-Weight-Net)

@@ -4,6 +4,7 @@
 #include "sama/data/dataset.hpp"
 
 #include <cstdint>
+#include <functional>
 #include <vector>
 
 namespace sama::training {
@@ -17,10 +18,13 @@ struct Batch {
         y("sama::Batch::y", capacity),
         x_host(Kokkos::create_mirror_view(x)),
         y_host(Kokkos::create_mirror_view(y)) {}
+  /// On the host, after gathering and before the upload: e.g. augmentation (x [count][features]).
+  using HostTransform = std::function<void(real* x, const std::int64_t* ids, std::size_t count)>;
   void load(const data::Dataset& d, const data::Normalization& norm, const std::vector<std::int32_t>& labels,
-            const std::int64_t* ids, std::size_t count) {
+            const std::int64_t* ids, std::size_t count, const HostTransform& transform = nullptr) {
     size = count;
     data::gather(d, norm, ids, count, host_data(x_host));
+    if (transform) transform(host_data(x_host), ids, count);
     for (std::size_t i = 0; i < count; ++i) y_host(i) = labels[static_cast<std::size_t>(ids[i])];
     Kokkos::deep_copy(x, x_host);
     Kokkos::deep_copy(y, y_host);

@@ -7,6 +7,9 @@
 #include "sama/core/types.hpp"
 #include "sama/nn/classifier.hpp"
 #include "sama/optim/optimizer.hpp"
+#include "sama/train/data.hpp"
+
+#include <memory>
 
 #include <string>
 #include <utility>
@@ -20,8 +23,20 @@ using Model = nn::Classifier<real>;
 /// The layer widths the deck asks for: input features, model.hidden, classes.
 std::vector<std::size_t> model_widths(const app::Deck& deck, std::size_t features, std::size_t classes);
 
+/// The model's input shape: the data's per-sample shape ([H, W] is one channel) for an image model, its
+/// features for an MLP; an image model on flat data is an error naming the deck.
+nn::Shape input_shape(const app::Deck& deck, const std::vector<std::size_t>& sample_shape);
+
+/// The deck's architecture (model.arch: mlp, cnn or resnet) as a layer graph (modules only, no storage).
+std::unique_ptr<nn::Sequential<real>> make_graph(const app::Deck& deck, const std::vector<std::size_t>& sample_shape,
+                                                 std::size_t classes);
+
 /// The model for the deck, with a workspace for batches of up to `workspace` samples.
-Model make_model(const app::Deck& deck, std::size_t features, std::size_t classes, std::size_t workspace);
+Model make_model(const app::Deck& deck, const std::vector<std::size_t>& sample_shape, std::size_t classes,
+                 std::size_t workspace);
+
+ModelFootprint model_footprint(const app::Deck& deck, const std::vector<std::size_t>& sample_shape,
+                               std::size_t classes, std::size_t workspace);
 
 /// (offset, count) in θ of every layer that has parameters (a Linear's weights and bias together), in
 /// layer order.
@@ -41,7 +56,7 @@ void init_parameters(Model& model, Vec<real> theta, Rng& rng);
 /// with an empty view.
 void collect_sample_grad_norms(Model& model, VecU<real> sq_norms);
 
-/// "in-h1-...-out", for the run's header line.
+/// "in-h1-...-out" for an MLP, the architecture and its modules otherwise, for the run's header line.
 std::string model_description(const app::Deck& deck, const Model& model);
 
 }  // namespace sama::training

@@ -75,6 +75,9 @@ struct TrainState {
 
   // Base level: θ and its optimizer; meta level: λ and its optimizer.
   Vec<real> theta, lambda;
+  /// The model's non-trained buffers (batch norm's running statistics; a view of the network's own,
+  /// empty for a model without any): replicated like θ, saved as "model_buffers".
+  VecU<real> model_buffers;
   std::unique_ptr<optim::Optimizer<real>> base_opt, meta_opt;
   data::EpochSampler sampler, meta_sampler;
   Counters counters;

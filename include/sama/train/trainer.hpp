@@ -57,6 +57,16 @@ class Trainer {
   /// Forward, weights and the summed gradient; returns this rank's loss sum (non-finite flags trouble).
   double base_gradient();
   void base_update(double lr, double loss_sum);
+  // The model's batch statistics (batch norm; nothing to do for a model without buffers).
+  /// Sets up the sum over ranks of sync batch norm and the buffers' backup (constructor).
+  void init_batch_statistics();
+  /// Batch statistics of the following passes over the global batch (sync batch norm) or this rank's.
+  void use_global_batch_statistics(bool global) { model_.net().set_batch_sum(global ? &batch_sum_ : nullptr); }
+  /// A skipped step: the running statistics go back to their values before its forward.
+  void reject_model_buffers();
+  /// An accepted step: without sync batch norm, the running statistics are averaged over ranks (so that
+  /// they stay replicated, like θ).
+  void settle_model_buffers();
   void accumulate_weight_stats();
 
   // ---- meta step (meta_step.cpp; hypergradient_methods.hpp has the math)
@@ -127,6 +137,13 @@ class Trainer {
 
   // The model and the Meta-Weight-Net, and the state (θ, λ, optimizers, samplers, counters, ...).
   Model model_;
+  // Batch statistics: the sum over ranks (sync batch norm) through a host buffer allocated once; the
+  // buffers' copy from before the base step's forward (a skipped step restores it).
+  bool sync_bn_base_ = false, sync_bn_meta_ = false;
+  nn::BatchSum<real> batch_sum_;
+  HostVec<real> batch_sum_host_, buffers_host_;
+  Vec<real> buffers_backup_;
+  Batch::HostTransform augment_;  // data.augment on training batches (null: none)
   meta::MetaWeightNet<real> mwn_;
   TrainState state_;
   Vec<real> grad_, lambda_grad_;  // θ's and λ's gradients
