@@ -12,6 +12,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <ctime>
 #include <cstdio>
 #include <functional>
 #include <memory>
@@ -68,7 +69,7 @@ const std::vector<ConvCase>& cases() {
       {"pad_ge_kernel", {1, 4, 3}, 2, 2, 2, 1, 3, true, 2},
       // Chunked: one sample per chunk, and two per chunk with a remainder chunk of one.
       {"chunks_of_1", {2, 7, 5}, 3, 3, 3, 2, 1, true, 3, 1},
-      {"chunks_of_2", {2, 7, 5}, 3, 3, 3, 1, 1, true, 3, 2 * (35 * 18 + 35 * 3 + 3 * 18)},
+      {"chunks_of_2", {2, 7, 5}, 3, 3, 3, 1, 1, true, 3, 2 * (35 * 18 + 35 * 3 + 3 * 18) + 35 * 18},
       {"pointwise_chunks_of_2", {3, 5, 4}, 2, 1, 1, 1, 0, true, 3, 2 * 2 * 3},
   };
   return v;
@@ -278,12 +279,15 @@ TEST(Conv2d, ShapesAndDescriptions) {
   // Scratch: bounded by the budget, non-decreasing in the batch, one sample at least.
   Conv2d<float> d({16, 28, 28}, 16, 3, 3, 1, 1, true);
   const std::size_t per = 784 * 144 + 784 * 16 + 16 * 144;
-  EXPECT_EQ(d.sizes(1).scratch, per);
+  const std::size_t one = 784 * 144;  // one sample's col, for the per-sample shares
+  EXPECT_EQ(d.sizes(1).scratch, per + one);
   EXPECT_LE(d.sizes(4096).scratch, Conv2d<float>::kDefaultScratchBudget);
-  EXPECT_EQ(d.sizes(4096).scratch, d.chunk(4096) * per);
+  EXPECT_EQ(d.sizes(4096).scratch, d.chunk(4096) * per + one);
+  EXPECT_GT(d.chunk(4096), 1u);
   d.set_scratch_budget(1);
   EXPECT_EQ(d.chunk(128), 1u);
-  EXPECT_EQ(d.sizes(128).scratch, per);
+  EXPECT_EQ(d.sizes(128).scratch, per + one);
+  EXPECT_EQ(b.sizes(3).scratch, 3u * 32 * 64);  // pointwise: the per-sample shares only
   EXPECT_EQ(d.sizes(0).scratch, 0u);
 }
 
@@ -317,16 +321,26 @@ TEST(Conv2d, TooSmallScratchIsAnError) {
 // ---------------------------------------------------------------------------------------------------
 // Timing (printed only): a ResNet-like layer against the same GEMM shapes alone.
 
-double seconds_of(const std::function<void()>& f, int reps) {
+/// Seconds per call of f: wall clock, and this process's CPU time (robust to other jobs on a shared
+/// machine when everything runs on one thread).
+struct Times {
+  double wall, cpu;
+};
+Times times_of(const std::function<void()>& f, int reps) {
   f();  // warm-up
   Kokkos::fence();
   const auto t0 = std::chrono::steady_clock::now();
+  const std::clock_t c0 = std::clock();
   for (int i = 0; i < reps; ++i) f();
   Kokkos::fence();
-  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count() / reps;
+  const double cpu = double(std::clock() - c0) / CLOCKS_PER_SEC / reps;
+  return {std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count() / reps, cpu};
 }
+double seconds_of(const std::function<void()>& f, int reps) { return times_of(f, reps).cpu; }
 
-TEST(Conv2dPerf, ResNetLikeLayerVersusSgemm) {
+// Disabled by default (it takes seconds); run with
+//   test_conv2d --gtest_also_run_disabled_tests --gtest_filter='Conv2dPerf.*'
+TEST(Conv2dPerf, DISABLED_ResNetLikeLayerVersusSgemm) {
   const std::size_t B = 128;
   const Conv2d<float> m({16, 28, 28}, 16, 3, 3, 1, 1, true);
   Rng rng(3, 1);
@@ -356,8 +370,25 @@ TEST(Conv2dPerf, ResNetLikeLayerVersusSgemm) {
       {"backward (dW, db)", [&] { m.backward(c, xm, ym, dym, MatU<float>(), dpm); }, conv_flops},
       {"backward + sample_sq", [&] { m.backward(c_sq, xm, ym, dym, dxm, dpm); }, 3 * conv_flops},
   };
-  std::printf("conv3x3 16->16, 28x28, pad 1, batch %zu, float; chunk %zu samples, scratch %.1f MiB; BLAS threads %d\n",
-              B, m.chunk(B), m.sizes(B).scratch * 4.0 / (1 << 20), sama::blas_threads());
+  // One BLAS thread, times in CPU seconds: a per-core comparison that other jobs on the machine disturb little.
+  const int blas_before = sama::blas_threads();
+  sama::blas_set_threads(1);
+  std::printf("conv3x3 16->16, 28x28, pad 1, batch %zu, float; chunk %zu samples, scratch %.1f MiB; one BLAS thread, "
+              "CPU time per call\n",
+              B, m.chunk(B), m.sizes(B).scratch * 4.0 / (1 << 20));
+  // The data-movement kernels alone, over the whole batch in the layer's chunks.
+  {
+    const std::size_t bc = m.chunk(B), P = 784, K = 144;
+    float* col = scratch.data();
+    float* z = col + bc * P * K;
+    const double t_im2col = seconds_of([&] { for (std::size_t n0 = 0; n0 < B; n0 += bc) m.im2col(xm, n0, std::min(bc, B - n0), col); }, 3);
+    const double t_col2im = seconds_of([&] { for (std::size_t n0 = 0; n0 < B; n0 += bc) m.col2im(col, n0, std::min(bc, B - n0), dxm); }, 3);
+    const double t_fold = seconds_of([&] { for (std::size_t n0 = 0; n0 < B; n0 += bc) m.fold_out(dym, n0, std::min(bc, B - n0), z); }, 3);
+    const double t_unfold = seconds_of([&] { for (std::size_t n0 = 0; n0 < B; n0 += bc) m.unfold_out(z, pv.data() + 16 * 144, n0, std::min(bc, B - n0), yw); }, 3);
+    const double t_bias = seconds_of([&] { m.bias_sum(dym, dp.data() + 16 * 144); }, 3);
+    std::printf("  copy kernels (CPU time, whole batch): im2col %.2f ms, col2im %.2f ms, fold_out %.2f ms, unfold_out %.2f ms, bias_sum %.2f ms\n",
+                1e3 * t_im2col, 1e3 * t_col2im, 1e3 * t_fold, 1e3 * t_unfold, 1e3 * t_bias);
+  }
   for (const auto& ps : passes) {
     sama::GemmRecorder rec;
     rec.keep_calls(true);
@@ -366,8 +397,9 @@ TEST(Conv2dPerf, ResNetLikeLayerVersusSgemm) {
     const double gemm_flops = rec.flops();
     const int reps = 5;
     rec.reset();
-    const double t = seconds_of(ps.f, reps);
-    const double gemm_in_layer = rec.seconds() / (reps + 1);
+    const Times tt = times_of(ps.f, reps);
+    const double t = tt.cpu;
+    const double gemm_in_layer = rec.seconds() / (reps + 1);  // wall clock inside the BLAS calls
     // The same GEMM shapes alone, on fresh matrices.
     std::vector<std::function<void()>> replay;
     std::vector<Vec<float>> keep;
@@ -390,11 +422,12 @@ TEST(Conv2dPerf, ResNetLikeLayerVersusSgemm) {
           for (auto& r : replay) r();
         },
         reps);
-    std::printf("  %-24s %8.2f ms  %6.1f GF/s (conv FLOPs)  | in its %3zu GEMMs %8.2f ms | same GEMMs alone %8.2f ms "
-                "%6.1f GF/s\n",
-                ps.name, 1e3 * t, ps.flops / t * 1e-9, calls.size(), 1e3 * gemm_in_layer, 1e3 * tg,
+    std::printf("  %-22s layer %7.2f ms CPU (%7.2f wall) %5.1f GF/s | %3zu GEMMs inside: %7.2f ms wall | the same "
+                "GEMMs alone: %7.2f ms CPU %5.1f GF/s\n",
+                ps.name, 1e3 * t, 1e3 * tt.wall, ps.flops / t * 1e-9, calls.size(), 1e3 * gemm_in_layer, 1e3 * tg,
                 gemm_flops / tg * 1e-9);
   }
+  if (blas_before > 0) sama::blas_set_threads(blas_before);
 }
 
 }  // namespace

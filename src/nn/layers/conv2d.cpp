@@ -34,6 +34,15 @@ MatU<const T> cmat(const T* p, std::size_t rows, std::size_t cols) {
   return MatU<const T>(p, rows, cols);
 }
 
+/// The output columns [lo, hi) whose kernel tap v lands inside the input: pad <= o·s + v < pad + w.
+KOKKOS_INLINE_FUNCTION void tap_range(std::size_t v, std::size_t pad, std::size_t w, std::size_t s,
+                                      std::size_t wo, std::size_t& lo, std::size_t& hi) {
+  hi = pad + w > v ? (pad + w - v + s - 1) / s : 0;
+  if (hi > wo) hi = wo;
+  lo = v >= pad ? 0 : (pad - v + s - 1) / s;
+  if (lo > hi) lo = hi;
+}
+
 }  // namespace
 
 template <class T>
@@ -68,15 +77,21 @@ std::size_t Conv2d<T>::per_sample_scratch() const {
 }
 
 template <class T>
+std::size_t Conv2d<T>::fixed_scratch() const {
+  return pointwise() ? 0 : patch() * pixels();  // one sample's col, for the per-sample shares
+}
+
+template <class T>
 std::size_t Conv2d<T>::chunk(std::size_t batch) const {
-  const std::size_t fit = std::max<std::size_t>(1, budget_ / per_sample_scratch());
+  const std::size_t room = budget_ > fixed_scratch() ? budget_ - fixed_scratch() : 0;
+  const std::size_t fit = std::max<std::size_t>(1, room / per_sample_scratch());
   return std::min(batch, fit);
 }
 
 template <class T>
 ModuleSizes Conv2d<T>::sizes(std::size_t batch) const {
   ModuleSizes s;
-  s.scratch = chunk(batch) * per_sample_scratch();
+  if (batch > 0) s.scratch = chunk(batch) * per_sample_scratch() + fixed_scratch();
   return s;
 }
 
@@ -102,61 +117,66 @@ void Conv2d<T>::init(VecU<T> p, VecU<T> /*buffers*/, Rng& rng) const {
 // ---------------------------------------------------------------------------------------------------
 // Kernels.
 
-// Index arithmetic: each thread handles a contiguous run (a kernel patch, an image row, a channel
-// vector), so the divisions that locate it are paid once per run rather than per element, and the
-// division by the stride is skipped when it is 1.
+// Each thread moves one contiguous run (an output row of col, an input row, a row of y), so the
+// divisions that locate it are paid once per run and the copies are stride-1 when the stride is 1.
 
 template <class T>
 void Conv2d<T>::im2col(MatU<const T> src, std::size_t n0, std::size_t bc, T* col) const {
-  // One thread per (sample, output pixel, input channel): the kh·kw taps of col's row, contiguous.
-  const std::size_t P = pixels(), K = patch(), kk = kh_ * kw_, kh = kh_, kw = kw_, wo = wo_, s = stride_;
-  const std::size_t pad = pad_, cin = cin_, H = h_, W = w_, hw = h_ * w_;
+  // One thread per (tap k = (c, u, v), sample, output row): Wo contiguous elements of col's row k.
+  const std::size_t P = pixels(), Q = bc * P, K = patch(), kk = kh_ * kw_, kw = kw_, ho = ho_, wo = wo_;
+  const std::size_t s = stride_, pad = pad_, H = h_, W = w_, hw = h_ * w_;
   Kokkos::parallel_for(
-      "sama::Conv2d::im2col", Range(0, bc * P * cin), KOKKOS_LAMBDA(const std::size_t idx) {
-        const std::size_t r = idx / cin, ci = idx - r * cin;
-        const std::size_t n = r / P, pix = r - n * P;
-        const std::size_t oh = pix / wo, ow = pix - oh * wo;
-        const T* img = &src(n0 + n, ci * hw);
-        T* out = col + r * K + ci * kk;
-        for (std::size_t u = 0; u < kh; ++u) {
-          const std::size_t ihp = oh * s + u;  // row in the padded input
-          const bool row_in = ihp >= pad && ihp < pad + H;
-          const T* line = img + (row_in ? (ihp - pad) * W : 0);
-          for (std::size_t v = 0; v < kw; ++v) {
-            const std::size_t iwp = ow * s + v;
-            out[u * kw + v] = row_in && iwp >= pad && iwp < pad + W ? line[iwp - pad] : T(0);
-          }
+      "sama::Conv2d::im2col", Range(0, K * bc * ho), KOKKOS_LAMBDA(const std::size_t idx) {
+        const std::size_t t = idx / ho, oh = idx - t * ho;
+        const std::size_t k = t / bc, n = t - k * bc;
+        const std::size_t ci = k / kk, uv = k - ci * kk, u = uv / kw, v = uv - u * kw;
+        T* out = col + k * Q + n * P + oh * wo;
+        const std::size_t ihp = oh * s + u;  // row in the padded input
+        if (ihp < pad || ihp >= pad + H) {
+          for (std::size_t ow = 0; ow < wo; ++ow) out[ow] = T(0);
+          return;
         }
+        const T* line = &src(n0 + n, ci * hw + (ihp - pad) * W);
+        std::size_t lo, hi;
+        tap_range(v, pad, W, s, wo, lo, hi);
+        for (std::size_t ow = 0; ow < lo; ++ow) out[ow] = T(0);
+        if (s == 1) {
+          for (std::size_t ow = lo; ow < hi; ++ow) out[ow] = line[ow + v - pad];
+        } else {
+          for (std::size_t ow = lo; ow < hi; ++ow) out[ow] = line[ow * s + v - pad];
+        }
+        for (std::size_t ow = hi; ow < wo; ++ow) out[ow] = T(0);
       });
 }
 
 template <class T>
 void Conv2d<T>::col2im(const T* dcol, std::size_t n0, std::size_t bc, MatU<T> dst) const {
-  // One thread per (sample, input channel, input row); each element gathers, in a fixed order, the
-  // taps (u, v) of the output pixels (oh, ow) with oh·s + u = ih + pad, ow·s + v = iw + pad.
-  const std::size_t P = pixels(), K = patch(), kk = kh_ * kw_, kh = kh_, kw = kw_, ho = ho_, wo = wo_;
+  // One thread per (sample, input channel, input row): the row is zeroed, then every tap (u, v) adds
+  // its contributions in a fixed order.
+  const std::size_t P = pixels(), Q = bc * P, kh = kh_, kw = kw_, ho = ho_, wo = wo_;
   const std::size_t s = stride_, pad = pad_, H = h_, W = w_, hw = h_ * w_, cin = cin_;
   Kokkos::parallel_for(
       "sama::Conv2d::col2im", Range(0, bc * cin * H), KOKKOS_LAMBDA(const std::size_t idx) {
         const std::size_t nc = idx / H, ih = idx - nc * H;
         const std::size_t n = nc / cin, ci = nc - n * cin;
-        const std::size_t ihp = ih + pad;
-        // Output rows oh with 0 <= ihp − oh·s < kh.
-        const std::size_t oh_lo = ihp >= kh ? (s == 1 ? ihp - kh + 1 : (ihp - kh + s) / s) : 0;
-        const std::size_t oh_top = s == 1 ? ihp : ihp / s, oh_end = (oh_top < ho ? oh_top : ho - 1) + 1;
-        const T* base = dcol + n * P * K + ci * kk;
         T* row = &dst(n0 + n, ci * hw + ih * W);
-        for (std::size_t iw = 0; iw < W; ++iw) {
-          const std::size_t iwp = iw + pad;
-          const std::size_t ow_lo = iwp >= kw ? (s == 1 ? iwp - kw + 1 : (iwp - kw + s) / s) : 0;
-          const std::size_t ow_top = s == 1 ? iwp : iwp / s, ow_end = (ow_top < wo ? ow_top : wo - 1) + 1;
-          T acc = T(0);
-          for (std::size_t oh = oh_lo; oh < oh_end; ++oh) {
-            const std::size_t u = ihp - oh * s;
-            for (std::size_t ow = ow_lo; ow < ow_end; ++ow)
-              acc += base[(oh * wo + ow) * K + u * kw + (iwp - ow * s)];
+        for (std::size_t iw = 0; iw < W; ++iw) row[iw] = T(0);
+        const std::size_t ihp = ih + pad;
+        for (std::size_t u = 0; u < kh && u <= ihp; ++u) {
+          const std::size_t d = ihp - u;  // = oh·s
+          if (s != 1 && d % s != 0) continue;
+          const std::size_t oh = s == 1 ? d : d / s;
+          if (oh >= ho) continue;
+          for (std::size_t v = 0; v < kw; ++v) {
+            const T* src = dcol + ((ci * kh + u) * kw + v) * Q + n * P + oh * wo;
+            std::size_t lo, hi;
+            tap_range(v, pad, W, s, wo, lo, hi);
+            if (s == 1) {
+              for (std::size_t ow = lo; ow < hi; ++ow) row[ow + v - pad] += src[ow];
+            } else {
+              for (std::size_t ow = lo; ow < hi; ++ow) row[ow * s + v - pad] += src[ow];
+            }
           }
-          row[iw] = acc;
         }
       });
 }
@@ -164,7 +184,7 @@ void Conv2d<T>::col2im(const T* dcol, std::size_t n0, std::size_t bc, MatU<T> ds
 template <class T>
 void Conv2d<T>::unfold_out(const T* z, const T* bias, std::size_t n0, std::size_t bc, MatU<T> dst) const {
   // One thread per (sample, output channel, output row).
-  const std::size_t P = pixels(), cout = cout_, ho = ho_, wo = wo_;
+  const std::size_t P = pixels(), Q = bc * P, cout = cout_, ho = ho_, wo = wo_;
   const bool has_z = z != nullptr, has_b = bias != nullptr;
   Kokkos::parallel_for(
       "sama::Conv2d::unfold_out", Range(0, bc * cout * ho), KOKKOS_LAMBDA(const std::size_t idx) {
@@ -173,8 +193,8 @@ void Conv2d<T>::unfold_out(const T* z, const T* bias, std::size_t n0, std::size_
         const T b = has_b ? bias[o] : T(0);
         T* row = &dst(n0 + n, o * P + oh * wo);
         if (has_z) {
-          const T* zr = z + (n * P + oh * wo) * cout + o;
-          for (std::size_t ow = 0; ow < wo; ++ow) row[ow] = b + zr[ow * cout];
+          const T* zr = z + o * Q + n * P + oh * wo;
+          for (std::size_t ow = 0; ow < wo; ++ow) row[ow] = b + zr[ow];
         } else {
           for (std::size_t ow = 0; ow < wo; ++ow) row[ow] = b;
         }
@@ -183,14 +203,15 @@ void Conv2d<T>::unfold_out(const T* z, const T* bias, std::size_t n0, std::size_
 
 template <class T>
 void Conv2d<T>::fold_out(MatU<const T> g, std::size_t n0, std::size_t bc, T* z) const {
-  // One thread per (sample, output pixel): z's row of Cout channels, contiguous.
-  const std::size_t P = pixels(), cout = cout_;
+  // One thread per (output channel, sample, output row).
+  const std::size_t P = pixels(), Q = bc * P, ho = ho_, wo = wo_;
   Kokkos::parallel_for(
-      "sama::Conv2d::fold_out", Range(0, bc * P), KOKKOS_LAMBDA(const std::size_t r) {
-        const std::size_t n = r / P, pix = r - n * P;
-        const T* src = &g(n0 + n, pix);
-        T* zr = z + r * cout;
-        for (std::size_t o = 0; o < cout; ++o) zr[o] = src[o * P];
+      "sama::Conv2d::fold_out", Range(0, cout_ * bc * ho), KOKKOS_LAMBDA(const std::size_t idx) {
+        const std::size_t t = idx / ho, oh = idx - t * ho;
+        const std::size_t o = t / bc, n = t - o * bc;
+        const T* src = &g(n0 + n, o * P + oh * wo);
+        T* zr = z + o * Q + n * P + oh * wo;
+        for (std::size_t ow = 0; ow < wo; ++ow) zr[ow] = src[ow];
       });
 }
 
@@ -254,11 +275,11 @@ void Conv2d<T>::forward(const ModuleCtx<T>& c, MatU<const T> x, MatU<T> y) const
   }
   const std::size_t bc = chunk(B);
   T* col = scratch(c, B);
-  T* z = col + bc * P * K;
+  T* z = col + bc * K * P;
   for (std::size_t n0 = 0; n0 < B; n0 += bc) {
-    const std::size_t m = std::min(bc, B - n0);
+    const std::size_t m = std::min(bc, B - n0), Q = m * P;
     im2col(x, n0, m, col);
-    gemm<T>(Op::N, Op::T, T(1), cmat(col, m * P, K), w, T(0), MatU<T>(z, m * P, cout));
+    gemm<T>(Op::N, Op::N, T(1), w, cmat(col, K, Q), T(0), MatU<T>(z, cout, Q));  // Z = W col
     unfold_out(z, b, n0, m, y);
   }
 }
@@ -279,36 +300,43 @@ void Conv2d<T>::backward(const ModuleCtx<T>& c, MatU<const T> x, MatU<const T> /
   const bool want_sq = c.sample_sq.data() != nullptr, want_dx = dx.data() != nullptr;
   const std::size_t bc = chunk(B);
   T* col = scratch(c, B);
-  T* z = pointwise() ? nullptr : col + bc * P * K;
-  T* g = pointwise() ? col : z + bc * P * cout;  // per-sample shares [bc][Cout·K]
-  for (std::size_t n0 = 0; n0 < B; n0 += bc) {
-    const std::size_t m = std::min(bc, B - n0);
-    if (pointwise()) {
-      for (std::size_t n = n0; n < n0 + m; ++n)
-        gemm<T>(Op::N, Op::T, T(1), sample(dy, n, cout, P), sample(x, n, cin_, P), n == 0 ? T(0) : T(1), dw);
-      if (want_sq) {
+  if (pointwise()) {
+    T* g = col;  // per-sample shares [bc][Cout·K]
+    for (std::size_t n = 0; n < B; ++n)
+      gemm<T>(Op::N, Op::T, T(1), sample(dy, n, cout, P), sample(x, n, cin_, P), n == 0 ? T(0) : T(1), dw);
+    if (want_sq) {
+      for (std::size_t n0 = 0; n0 < B; n0 += bc) {
+        const std::size_t m = std::min(bc, B - n0);
         for (std::size_t i = 0; i < m; ++i)
           gemm<T>(Op::N, Op::T, T(1), sample(dy, n0 + i, cout, P), sample(x, n0 + i, cin_, P), T(0),
                   MatU<T>(g + i * cout * K, cout, K));
         add_sample_sq(g, dy, n0, m, c.sample_sq);
       }
-      if (want_dx)
-        for (std::size_t n = n0; n < n0 + m; ++n)
-          gemm<T>(Op::T, Op::N, T(1), w, sample(dy, n, cout, P), T(0), sample(dx, n, cin_, P));
-      continue;
     }
+    if (want_dx)
+      for (std::size_t n = 0; n < B; ++n)
+        gemm<T>(Op::T, Op::N, T(1), w, sample(dy, n, cout, P), T(0), sample(dx, n, cin_, P));
+    return;
+  }
+  T* z = col + bc * K * P;
+  T* g = z + bc * cout * P;  // per-sample shares [bc][Cout·K]
+  T* one = g + bc * cout * K;  // one sample's col [K, P]
+  for (std::size_t n0 = 0; n0 < B; n0 += bc) {
+    const std::size_t m = std::min(bc, B - n0), Q = m * P;
     im2col(x, n0, m, col);
     fold_out(dy, n0, m, z);
-    const auto zm = cmat(z, m * P, cout);
-    gemm<T>(Op::T, Op::N, T(1), zm, cmat(col, m * P, K), n0 == 0 ? T(0) : T(1), dw);  // dW (+)= Dzᵀ col
+    const auto zm = cmat(z, cout, Q);
+    gemm<T>(Op::N, Op::T, T(1), zm, cmat(col, K, Q), n0 == 0 ? T(0) : T(1), dw);  // dW (+)= Dz colᵀ
     if (want_sq) {
-      for (std::size_t i = 0; i < m; ++i)
-        gemm<T>(Op::N, Op::N, T(1), sample(dy, n0 + i, cout, P), cmat(col + i * P * K, P, K), T(0),
+      for (std::size_t i = 0; i < m; ++i) {
+        im2col(x, n0 + i, 1, one);
+        gemm<T>(Op::N, Op::T, T(1), sample(dy, n0 + i, cout, P), cmat(one, K, P), T(0),
                 MatU<T>(g + i * cout * K, cout, K));
+      }
       add_sample_sq(g, dy, n0, m, c.sample_sq);
     }
     if (want_dx) {
-      gemm<T>(Op::N, Op::N, T(1), zm, w, T(0), MatU<T>(col, m * P, K));  // dcol = Dz W
+      gemm<T>(Op::T, Op::N, T(1), w, zm, T(0), MatU<T>(col, K, Q));  // dcol = Wᵀ Dz
       col2im(col, n0, m, dx);
     }
   }
@@ -338,19 +366,19 @@ void Conv2d<T>::forward_tangent(const ModuleCtx<T>& c, VecU<const T> p_dot, MatU
   }
   const std::size_t bc = chunk(B);
   T* col = scratch(c, B);
-  T* z = col + bc * P * K;
+  T* z = col + bc * K * P;
   for (std::size_t n0 = 0; n0 < B; n0 += bc) {
-    const std::size_t m = std::min(bc, B - n0);
-    const MatU<T> zm(z, m * P, cout);
+    const std::size_t m = std::min(bc, B - n0), Q = m * P;
+    const MatU<T> zm(z, cout, Q);
     bool any = false;
-    if (has_pd) {
+    if (has_pd) {  // Z = Ẇ col(x)
       im2col(x, n0, m, col);
-      gemm<T>(Op::N, Op::T, T(1), cmat(col, m * P, K), w_dot, T(0), zm);
+      gemm<T>(Op::N, Op::N, T(1), w_dot, cmat(col, K, Q), T(0), zm);
       any = true;
     }
-    if (has_xd) {
+    if (has_xd) {  // Z += W col(ẋ)
       im2col(x_dot, n0, m, col);
-      gemm<T>(Op::N, Op::T, T(1), cmat(col, m * P, K), w, any ? T(1) : T(0), zm);
+      gemm<T>(Op::N, Op::N, T(1), w, cmat(col, K, Q), any ? T(1) : T(0), zm);
       any = true;
     }
     unfold_out(any ? z : nullptr, b_dot, n0, m, y_dot);
@@ -387,30 +415,30 @@ void Conv2d<T>::backward_tangent(const ModuleCtx<T>& c, VecU<const T> p_dot, Mat
   }
   const std::size_t bc = chunk(B);
   T* col = scratch(c, B);
-  T* z = col + bc * P * K;
+  T* z = col + bc * K * P;
   for (std::size_t n0 = 0; n0 < B; n0 += bc) {
-    const std::size_t m = std::min(bc, B - n0);
-    const auto zm = cmat(z, m * P, cout);
-    const auto colm = cmat(col, m * P, K);
-    const MatU<T> col_out(col, m * P, K);
-    // R{dW} (+)= ḊZᵀ col(x)
+    const std::size_t m = std::min(bc, B - n0), Q = m * P;
+    const auto zm = cmat(z, cout, Q);
+    const auto colm = cmat(col, K, Q);
+    const MatU<T> col_out(col, K, Q);
+    // R{dW} (+)= Ḋz col(x)ᵀ
     fold_out(dy_dot, n0, m, z);
     im2col(x, n0, m, col);
-    gemm<T>(Op::T, Op::N, T(1), zm, colm, n0 == 0 ? T(0) : T(1), dw_dot);
+    gemm<T>(Op::N, Op::T, T(1), zm, colm, n0 == 0 ? T(0) : T(1), dw_dot);
     bool z_is_dy = false;
-    if (want_dx) {  // R{dx} = col2im(ḊZ W + Dz Ẇ)
-      gemm<T>(Op::N, Op::N, T(1), zm, w, T(0), col_out);
+    if (want_dx) {  // R{dx} = col2im(Wᵀ Ḋz + Ẇᵀ Dz)
+      gemm<T>(Op::T, Op::N, T(1), w, zm, T(0), col_out);
       if (has_pd) {
         fold_out(dy, n0, m, z);
         z_is_dy = true;
-        gemm<T>(Op::N, Op::N, T(1), zm, w_dot, T(1), col_out);
+        gemm<T>(Op::T, Op::N, T(1), w_dot, zm, T(1), col_out);
       }
       col2im(col, n0, m, dx_dot);
     }
-    if (has_xd) {  // R{dW} += Dzᵀ col(ẋ)
+    if (has_xd) {  // R{dW} += Dz col(ẋ)ᵀ
       if (!z_is_dy) fold_out(dy, n0, m, z);
       im2col(x_dot, n0, m, col);
-      gemm<T>(Op::T, Op::N, T(1), zm, colm, T(1), dw_dot);
+      gemm<T>(Op::N, Op::T, T(1), zm, colm, T(1), dw_dot);
     }
   }
 }

@@ -5,31 +5,33 @@
 // Output shape: (Cout, (H + 2p − kh)/s + 1, (W + 2p − kw)/s + 1).
 //
 // Layout (GEMM-based, im2col). With P = Ho·Wo output pixels and K = Cin·kh·kw, the samples of a chunk
-// of Bc samples are unfolded into one matrix
-//   col [Bc·P, K]     row (n, pixel), column (c, u, v): the input patch under the kernel at that pixel
-// so that every pass is one large GEMM per chunk (its long dimension is Bc·P):
-//   forward          Z [Bc·P, Cout] = col · Wᵀ,  then y = Zᵀ per sample (+ b), one transpose kernel
-//   backward  dW     Dz [Bc·P, Cout] = dy transposed per sample;  dW += Dzᵀ · col
-//             dx     dcol = Dz · W  [Bc·P, K] (reusing col's storage), then col2im: one thread per
-//                    input element gathers its contributions (race-free, deterministic)
+// of Bc samples are unfolded into one matrix with Q = Bc·P columns
+//   col [K, Q]     row (c, u, v), column (n, pixel): the input under kernel tap (c, u, v) at that pixel
+// so that every pass is one large GEMM per chunk (its long dimension is Q), and every copy kernel moves
+// contiguous image rows (stride 1: vectorisable copies):
+//   forward          Z [Cout, Q] = W · col;  y[n, o, :] = Z[o, n·P : (n+1)·P] (+ b[o]), a row copy
+//   backward  dW     Dz [Cout, Q] = dy regrouped the same way;  dW (+)= Dz · colᵀ
+//             dx     dcol = Wᵀ · Dz  [K, Q] (in col's storage), then col2im: one thread per input row
+//                    accumulates its taps in a fixed order (race-free, deterministic)
 //   db = Σ_{n, pixel} dy: one team per output channel.
 // The tangent passes are the same GEMMs on (Ẇ, ẋ, ḋy). Nothing is saved between passes: every pass
 // rebuilds col from x (saved = tangent = upstream = 0).
 //
-// 1×1 kernels with stride 1 and no padding skip im2col altogether: col is xᵀ per sample, so each
-// sample is one GEMM on x and y in place (y_n [Cout, HW] = W · x_n [Cin, HW], dW += dy_n · x_nᵀ, dx_n = Wᵀ·dy_n).
+// 1×1 kernels with stride 1 and no padding skip im2col altogether: col_n is x_n itself, so each sample
+// is one GEMM on x and y in place (y_n [Cout, HW] = W · x_n [Cin, HW], dW += dy_n · x_nᵀ, dx_n = Wᵀ·dy_n).
 //
 // Scratch (sizes(B).scratch, elements of T), with Bc = min(B, chunk) samples per chunk:
-//   Bc·P·K (col / dcol) + Bc·P·Cout (Z / Dz) + Bc·Cout·K (per-sample gradient shares)
-// (1×1 stride-1 pad-0: only the last term). The chunk is the largest number of samples whose
-// per-sample scratch fits in scratch_budget() elements (default kDefaultScratchBudget, at least one
-// sample), so the scratch is bounded whatever the batch; it is non-decreasing in B, so regions planned for
-// the largest batch serve every smaller one.
+//   Bc·(K·P (col / dcol) + Cout·P (Z / Dz) + Cout·K (per-sample gradient shares)) + K·P (one sample's col)
+// (1×1 stride-1 pad-0: Bc·Cout·K only). The chunk is the largest number of samples whose per-sample
+// scratch fits in scratch_budget() elements (default kDefaultScratchBudget, at least one sample), so the
+// scratch is bounded whatever the batch; it is non-decreasing in B, so regions planned for the largest
+// batch serve every smaller one.
 //
-// Per-sample squared gradient shares (ctx.sample_sq non-empty): for each sample n, one extra GEMM
-// G_n = dy_n [Cout, P] · col_n [P, K] into the scratch and one reduction per chunk (a team per sample):
-// sample_sq[n] += ‖G_n‖² + ‖Σ_pixel dy_n‖². This doubles the FLOPs of the weight gradient
-// (2·Cout·K·P per sample) and issues B small GEMMs; it is exact, not an estimate.
+// Per-sample squared gradient shares (ctx.sample_sq non-empty): for each sample n, col_n [K, P] is
+// rebuilt alone (im2col of one sample; a block of columns of col is not a row-major matrix) and one
+// extra GEMM G_n = dy_n [Cout, P] · col_nᵀ goes into the scratch; one reduction per chunk (a team per
+// sample) adds ‖G_n‖² + ‖Σ_pixel dy_n‖² to sample_sq[n]. This doubles the weight gradient's FLOPs
+// (2·Cout·K·P per sample) and its im2col traffic, and issues B small GEMMs; it is exact, not an estimate.
 #include "sama/nn/module.hpp"
 
 namespace sama::nn {
@@ -84,13 +86,13 @@ class Conv2d final : public Module<T> {
   void set_scratch_budget(std::size_t elements) { budget_ = elements; }
 
   // Kernels (public for nvcc's extended-lambda rule). `n0` is the chunk's first sample, `bc` its size.
-  /// col [bc·P, K] = the patches of rows [n0, n0 + bc) of src.
+  /// col [K, bc·P] = the patches of rows [n0, n0 + bc) of src.
   void im2col(MatU<const T> src, std::size_t n0, std::size_t bc, T* col) const;
-  /// dst rows [n0, n0 + bc) = col2im(dcol) (overwritten).
+  /// dst rows [n0, n0 + bc) = col2im(dcol), dcol [K, bc·P] (overwritten).
   void col2im(const T* dcol, std::size_t n0, std::size_t bc, MatU<T> dst) const;
-  /// dst rows [n0, n0 + bc) = zᵀ per sample + bias (z [bc·P, Cout]; a null z or bias counts as zero).
+  /// dst rows [n0, n0 + bc) = z regrouped per sample + bias (z [Cout, bc·P]; a null z or bias counts as zero).
   void unfold_out(const T* z, const T* bias, std::size_t n0, std::size_t bc, MatU<T> dst) const;
-  /// z [bc·P, Cout] = rows [n0, n0 + bc) of g, transposed per sample.
+  /// z [Cout, bc·P] = rows [n0, n0 + bc) of g regrouped (z[o, n·P + pixel] = g[n0 + n, o·P + pixel]).
   void fold_out(MatU<const T> g, std::size_t n0, std::size_t bc, T* z) const;
   /// db[o] = Σ_{n, pixel} g[n, o, pixel] (overwritten).
   void bias_sum(MatU<const T> g, T* db) const;
@@ -106,6 +108,7 @@ class Conv2d final : public Module<T> {
   std::size_t pixels() const { return ho_ * wo_; }
   std::size_t patch() const { return cin_ * kh_ * kw_; }
   std::size_t per_sample_scratch() const;
+  std::size_t fixed_scratch() const;
   /// The scratch region's start, checked to hold sizes(batch).scratch.
   T* scratch(const ModuleCtx<T>& c, std::size_t batch) const;
 };
