@@ -17,6 +17,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 using sama::Rng;
@@ -276,6 +277,13 @@ TEST(Conv2d, ShapesAndDescriptions) {
   EXPECT_EQ(c.out_shape(), (Shape{3, 6, 3}));
   EXPECT_EQ(c.describe(), "conv2x3(3, no bias)");
   EXPECT_EQ(c.num_params(), 3u * 2 * 2 * 3);
+  const Conv2d<float> e({3, 8, 8}, 4, 3, 2, 1);  // square: kernel, stride, padding
+  EXPECT_EQ(e.out_shape(), (Shape{4, 4, 4}));
+  EXPECT_EQ(e.describe(), "conv3x3(4, stride 2, pad 1)");
+  // Six sizes (a rectangular kernel without its bias flag) name no constructor.
+  using S = std::size_t;
+  static_assert(!std::is_constructible_v<Conv2d<float>, Shape, S, S, S, S, S>);
+  static_assert(std::is_constructible_v<Conv2d<float>, Shape, S, S, S, S, S, bool>);
   // Scratch: bounded by the budget, non-decreasing in the batch, one sample at least.
   Conv2d<float> d({16, 28, 28}, 16, 3, 3, 1, 1, true);
   const std::size_t per = 784 * 144 + 784 * 16 + 16 * 144;

@@ -44,10 +44,10 @@ class Conv2d final : public Module<T> {
 
   Conv2d(Shape in, std::size_t out_channels, std::size_t kernel_h, std::size_t kernel_w, std::size_t stride,
          std::size_t padding, bool bias);
-  /// Square kernel.
-  Conv2d(Shape in, std::size_t out_channels, std::size_t kernel, std::size_t stride = 1, std::size_t padding = 0,
-         bool bias = true)
-      : Conv2d(in, out_channels, kernel, kernel, stride, padding, bias) {}
+  /// Square kernel with a bias (3 to 5 arguments; the general form takes all 7, so a call with 6 — a
+  /// rectangular kernel without its bias flag — does not compile rather than meaning something else).
+  Conv2d(Shape in, std::size_t out_channels, std::size_t kernel, std::size_t stride = 1, std::size_t padding = 0)
+      : Conv2d(in, out_channels, kernel, kernel, stride, padding, true) {}
 
   std::string kind() const override { return "conv2d"; }
   /// e.g. "conv3x3(16, stride 2, pad 1)"; stride 1, padding 0 and a bias are not mentioned.
