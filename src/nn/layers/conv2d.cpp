@@ -122,30 +122,37 @@ void Conv2d<T>::init(VecU<T> p, VecU<T> /*buffers*/, Rng& rng) const {
 
 template <class T>
 void Conv2d<T>::im2col(MatU<const T> src, std::size_t n0, std::size_t bc, T* col) const {
-  // One thread per (tap k = (c, u, v), sample, output row): Wo contiguous elements of col's row k.
+  // One thread per (tap k = (c, u, v), sample, block of output rows): contiguous runs of col's row k.
+  // On the host a block is the whole image (the divisions that locate a thread's work cost more than
+  // a short row's copy); on a device, one row, for threads enough to fill it.
   const std::size_t P = pixels(), Q = bc * P, K = patch(), kk = kh_ * kw_, kw = kw_, ho = ho_, wo = wo_;
   const std::size_t s = stride_, pad = pad_, H = h_, W = w_, hw = h_ * w_;
+  constexpr bool whole_image = Kokkos::SpaceAccessibility<HostSpace, MemSpace>::accessible;
+  const std::size_t blocks = whole_image ? 1 : ho, rows = whole_image ? ho : 1;
   Kokkos::parallel_for(
-      "sama::Conv2d::im2col", Range(0, K * bc * ho), KOKKOS_LAMBDA(const std::size_t idx) {
-        const std::size_t t = idx / ho, oh = idx - t * ho;
+      "sama::Conv2d::im2col", Range(0, K * bc * blocks), KOKKOS_LAMBDA(const std::size_t idx) {
+        const std::size_t t = blocks == 1 ? idx : idx / blocks, oh0 = (idx - t * blocks) * rows;
         const std::size_t k = t / bc, n = t - k * bc;
         const std::size_t ci = k / kk, uv = k - ci * kk, u = uv / kw, v = uv - u * kw;
-        T* out = col + k * Q + n * P + oh * wo;
-        const std::size_t ihp = oh * s + u;  // row in the padded input
-        if (ihp < pad || ihp >= pad + H) {
-          for (std::size_t ow = 0; ow < wo; ++ow) out[ow] = T(0);
-          return;
-        }
-        const T* line = &src(n0 + n, ci * hw + (ihp - pad) * W);
         std::size_t lo, hi;
         tap_range(v, pad, W, s, wo, lo, hi);
-        for (std::size_t ow = 0; ow < lo; ++ow) out[ow] = T(0);
-        if (s == 1) {
-          for (std::size_t ow = lo; ow < hi; ++ow) out[ow] = line[ow + v - pad];
-        } else {
-          for (std::size_t ow = lo; ow < hi; ++ow) out[ow] = line[ow * s + v - pad];
+        const T* img = &src(n0 + n, ci * hw);
+        for (std::size_t oh = oh0; oh < oh0 + rows; ++oh) {
+          T* out = col + k * Q + n * P + oh * wo;
+          const std::size_t ihp = oh * s + u;  // row in the padded input
+          if (ihp < pad || ihp >= pad + H) {
+            for (std::size_t ow = 0; ow < wo; ++ow) out[ow] = T(0);
+            continue;
+          }
+          const T* line = img + (ihp - pad) * W;
+          for (std::size_t ow = 0; ow < lo; ++ow) out[ow] = T(0);
+          if (s == 1) {
+            for (std::size_t ow = lo; ow < hi; ++ow) out[ow] = line[ow + v - pad];
+          } else {
+            for (std::size_t ow = lo; ow < hi; ++ow) out[ow] = line[ow * s + v - pad];
+          }
+          for (std::size_t ow = hi; ow < wo; ++ow) out[ow] = T(0);
         }
-        for (std::size_t ow = hi; ow < wo; ++ow) out[ow] = T(0);
       });
 }
 
@@ -329,8 +336,8 @@ void Conv2d<T>::backward(const ModuleCtx<T>& c, MatU<const T> x, MatU<const T> /
     gemm<T>(Op::N, Op::T, T(1), zm, cmat(col, K, Q), n0 == 0 ? T(0) : T(1), dw);  // dW (+)= Dz colᵀ
     if (want_sq) {
       for (std::size_t i = 0; i < m; ++i) {
-        im2col(x, n0 + i, 1, one);
-        gemm<T>(Op::N, Op::T, T(1), sample(dy, n0 + i, cout, P), cmat(one, K, P), T(0),
+        if (m > 1) im2col(x, n0 + i, 1, one);  // a chunk of one sample is its col already
+        gemm<T>(Op::N, Op::T, T(1), sample(dy, n0 + i, cout, P), cmat(m > 1 ? one : col, K, P), T(0),
                 MatU<T>(g + i * cout * K, cout, K));
       }
       add_sample_sq(g, dy, n0, m, c.sample_sq);

@@ -23,9 +23,13 @@
 // Scratch (sizes(B).scratch, elements of T), with Bc = min(B, chunk) samples per chunk:
 //   Bc·(K·P (col / dcol) + Cout·P (Z / Dz) + Cout·K (per-sample gradient shares)) + K·P (one sample's col)
 // (1×1 stride-1 pad-0: Bc·Cout·K only). The chunk is the largest number of samples whose per-sample
-// scratch fits in scratch_budget() elements (default kDefaultScratchBudget, at least one sample), so the
-// scratch is bounded whatever the batch; it is non-decreasing in B, so regions planned for the largest
-// batch serve every smaller one.
+// scratch fits in scratch_budget() elements (at least one sample), so the scratch is bounded whatever the
+// batch; it is non-decreasing in B, so regions planned for the largest batch serve every smaller one.
+// Default budget (kDefaultScratchBudget): on the host 2^18 elements (1 MiB of float), so col stays in
+// a core's L2 cache between im2col and the GEMM that reads it — measured on the development machine
+// (ResNet-like 16→16 3×3 on 28×28, batch 128, float, one thread): forward 17.5 ms with one sample per
+// chunk vs 29 ms with 64 (32 MiB of col), the GEMMs alone 11-16 ms either way; on a device 2^24
+// elements (64 MiB of float), for GEMMs long enough to fill it.
 //
 // Per-sample squared gradient shares (ctx.sample_sq non-empty): for each sample n, col_n [K, P] is
 // rebuilt alone (im2col of one sample; a block of columns of col is not a row-major matrix) and one
@@ -39,8 +43,9 @@ namespace sama::nn {
 template <class T>
 class Conv2d final : public Module<T> {
  public:
-  /// Scratch budget per call by default, in elements of T (32 MiB of float).
-  static constexpr std::size_t kDefaultScratchBudget = std::size_t(1) << 23;
+  /// Scratch budget per call by default, in elements of T: small on the host (cache), large on a device.
+  static constexpr std::size_t kDefaultScratchBudget =
+      Kokkos::SpaceAccessibility<HostSpace, MemSpace>::accessible ? std::size_t(1) << 18 : std::size_t(1) << 24;
 
   Conv2d(Shape in, std::size_t out_channels, std::size_t kernel_h, std::size_t kernel_w, std::size_t stride,
          std::size_t padding, bool bias);
