@@ -20,8 +20,10 @@
 //             upstream gradient): the GraNd score
 //   batch_sum when set, batch statistics are summed over ranks with it (sync batch norm); otherwise
 //             they are this rank's batch's
-// Sizes are in elements of T and depend on the batch only linearly; a composite lays out its
-// children's regions for the batch of the call, so the layout is the same for every pass over one batch.
+// Sizes are in elements of T, depend only on the batch and never decrease with it (most grow linearly;
+// a scratch may be bounded, e.g. a convolution working in chunks of samples), so regions planned for
+// the largest batch serve every smaller one. A composite lays out its children's regions for the batch
+// of the call, so the layout is the same for every pass over one batch.
 //
 // Forward mode (the R-operator of Pearlmutter 1994): forward_tangent is the directional derivative of
 // forward along tangents ṗ of the parameters and ẋ of the input; backward_tangent that of backward
