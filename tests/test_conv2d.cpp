@@ -396,12 +396,21 @@ TEST(Conv2dPerf, DISABLED_ResNetLikeLayerVersusSgemm) {
     const std::size_t bc = m.chunk(B), P = 784, K = 144;
     float* col = scratch.data();
     float* z = col + bc * P * K;
-    const double t_im2col = seconds_of([&] { for (std::size_t n0 = 0; n0 < B; n0 += bc) m.im2col(xm, n0, std::min(bc, B - n0), col); }, 3);
-    const double t_col2im = seconds_of([&] { for (std::size_t n0 = 0; n0 < B; n0 += bc) m.col2im(col, n0, std::min(bc, B - n0), dxm); }, 3);
-    const double t_fold = seconds_of([&] { for (std::size_t n0 = 0; n0 < B; n0 += bc) m.fold_out(dym, n0, std::min(bc, B - n0), z); }, 3);
-    const double t_unfold = seconds_of([&] { for (std::size_t n0 = 0; n0 < B; n0 += bc) m.unfold_out(z, pv.data() + 16 * 144, n0, std::min(bc, B - n0), yw); }, 3);
-    const double t_bias = seconds_of([&] { m.bias_sum(dym, dp.data() + 16 * 144); }, 3);
-    std::printf("  copy kernels (whole batch): im2col %.2f ms, col2im %.2f ms, fold_out %.2f ms, unfold_out %.2f ms, bias_sum %.2f ms\n",
+    auto chunks = [&](const std::function<void(std::size_t, std::size_t)>& f) {
+      return seconds_of(
+          [&] {
+            for (std::size_t n0 = 0; n0 < B; n0 += bc) f(n0, std::min(bc, B - n0));
+          },
+          3);
+    };
+    const double t_im2col = chunks([&](std::size_t n0, std::size_t k) { m.im2col(xm, n0, k, col); });
+    const double t_col2im = chunks([&](std::size_t n0, std::size_t k) { m.col2im(col, n0, k, dxm); });
+    const double t_fold = chunks([&](std::size_t n0, std::size_t k) { m.fold_out(dym, n0, k, z); });
+    const float* b = pv.data() + 2304;
+    const double t_unfold = chunks([&](std::size_t n0, std::size_t k) { m.unfold_out(z, b, n0, k, yw); });
+    const double t_bias = seconds_of([&] { m.bias_sum(dym, dp.data() + 2304); }, 3);
+    std::printf("  copy kernels (whole batch): im2col %.2f ms, col2im %.2f ms, fold_out %.2f ms, unfold_out %.2f ms, "
+                "bias_sum %.2f ms\n",
                 1e3 * t_im2col, 1e3 * t_col2im, 1e3 * t_fold, 1e3 * t_unfold, 1e3 * t_bias);
   }
   for (const auto& ps : passes) {
@@ -418,7 +427,9 @@ TEST(Conv2dPerf, DISABLED_ResNetLikeLayerVersusSgemm) {
     // The same GEMM shapes alone, on operands reused from call to call (cache-hot, as in the layer).
     std::vector<std::function<void()>> replay;
     std::size_t na = 0, nb = 0, nc = 0;
-    for (const auto& cl : calls) na = std::max(na, cl.m * cl.k), nb = std::max(nb, cl.k * cl.n), nc = std::max(nc, cl.m * cl.n);
+    for (const auto& cl : calls) {
+      na = std::max(na, cl.m * cl.k), nb = std::max(nb, cl.k * cl.n), nc = std::max(nc, cl.m * cl.n);
+    }
     Vec<float> ga("perf::a", na), gb("perf::b", nb), gc("perf::c", nc);
     for (const auto& cl : calls) {
       const std::size_t ar = cl.op_a == sama::Op::N ? cl.m : cl.k, ac = cl.op_a == sama::Op::N ? cl.k : cl.m;
