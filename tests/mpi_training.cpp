@@ -164,6 +164,35 @@ void expect_replicated(const comm::Communicator& comm, const std::vector<float>&
   EXPECT_EQ(lo, hi);
 }
 
+/// A small ResNet (two stages of one basic block, batch norm everywhere) on seeded synthetic 2×6×5
+/// images, with crop/flip augmentation.
+app::Deck small_cnn_deck(const std::string& method, const std::string& strategy) {
+  return app::parse_deck(R"(
+[data]
+source = "synthetic"
+synthetic_train = 600
+synthetic_test = 200
+synthetic_shape = [2, 6, 5]
+meta_size = 60
+noise_rate = 0.4
+augment = "crop_flip"
+augment_padding = 1
+[model]
+arch = "resnet"
+blocks = [1, 1]
+width = 3
+[train]
+steps = 12
+batch_size = 24
+log_interval = 12
+eval_interval = 12
+[parallel]
+bucket_mb = 0.0001
+check_replicas = 4
+)",
+                         "mpi_cnn_deck", {"meta.method=" + method, "meta.strategy=" + strategy, "meta.batch_size=12"});
+}
+
 class Equivalence : public ::testing::TestWithParam<std::string> {};
 
 // K steps on all ranks equal K steps on one rank (the reference runs on MPI_COMM_SELF in the same
@@ -189,6 +218,51 @@ TEST_P(Equivalence, GlobalStrategyMatchesOneRank) {
 INSTANTIATE_TEST_SUITE_P(Methods, Equivalence,
                          ::testing::Values("none", "sama", "finite_difference", "sama_jvp", "neumann", "cg",
                                            "unrolled"));
+
+// The same for a ResNet with sync batch norm (statistics over the global batch in every pass): the
+// trajectory, the running statistics included, does not depend on P beyond summation order.
+class CnnEquivalence : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(CnnEquivalence, GlobalStrategyMatchesOneRank) {
+  comm::Communicator world;
+  comm::Communicator self(MPI_COMM_SELF);
+  const auto deck = small_cnn_deck(GetParam(), "global");
+  const auto many = run(deck, world);
+  const auto one = run(deck, self);
+  ASSERT_EQ(many.theta.size(), one.theta.size());
+  EXPECT_LT(rel_diff(many.theta, one.theta), 1e-4) << "P = " << world.size();
+  EXPECT_LT(rel_diff(many.lambda, one.lambda), 1e-3) << "P = " << world.size();
+  if (world.size() == 1) {
+    EXPECT_EQ(many.theta, one.theta);
+    EXPECT_EQ(many.lambda, one.lambda);
+  }
+  EXPECT_NEAR(many.final_test_accuracy, one.final_test_accuracy, 2.0 / 200);
+  expect_replicated(world, many.theta);
+  expect_replicated(world, many.lambda);
+}
+// Without sync batch norm each rank normalises with its own shard's statistics: at P > 1 another
+// trajectory (so the test above is not vacuous), with the replicas (θ and the averaged running
+// statistics, through the evaluation) still identical.
+TEST(CnnBatchStatistics, PerRankStatisticsChangeTheTrajectoryButKeepReplicas) {
+  comm::Communicator world;
+  comm::Communicator self(MPI_COMM_SELF);
+  auto deck = small_cnn_deck("sama", "global");
+  deck.model.sync_batchnorm = false;
+  const auto many = run(deck, world);
+  const auto one = run(deck, self);
+  if (world.size() > 1) {
+    EXPECT_GT(rel_diff(many.theta, one.theta), 1e-3) << "P = " << world.size();
+  } else {
+    EXPECT_EQ(many.theta, one.theta);
+  }
+  expect_replicated(world, many.theta);
+  double acc[2] = {many.final_test_accuracy, many.final_test_accuracy};
+  MPI_Allreduce(MPI_IN_PLACE, &acc[0], 1, MPI_DOUBLE, MPI_MIN, world.get());
+  MPI_Allreduce(MPI_IN_PLACE, &acc[1], 1, MPI_DOUBLE, MPI_MAX, world.get());
+  EXPECT_EQ(acc[0], acc[1]);
+}
+INSTANTIATE_TEST_SUITE_P(Methods, CnnEquivalence,
+                         ::testing::Values("none", "sama", "sama_jvp", "neumann", "cg", "unrolled"));
 
 // The local strategy for the methods with Hessian-vector products and the unroll: v, the HVPs, the
 // solves and the reverse sweep stay on each rank's shard, only the λ-gradient parts are summed, so the
@@ -306,6 +380,29 @@ TEST(Restart, SameRankCountIsBitwise) {
     EXPECT_EQ(bytes(base + "/split/scores.h5"), bytes(base + "/straight/scores.h5"));
     std::filesystem::remove_all(base);
   }
+}
+
+// A ResNet run stopped and resumed at the same P: identical to the bit (θ, λ, and the running
+// statistics through the evaluation that uses them).
+TEST(Restart, CnnSameRankCountIsBitwise) {
+  comm::Communicator world;
+  const std::string base = run_dir(world, "restart_cnn");
+  auto deck = small_cnn_deck("sama", "global");
+  deck.checkpoint.every_steps = 4;
+  const auto straight = run_in(deck, world, base + "/straight", false);
+  auto stop = deck;
+  stop.debug.preempt_step = 6;
+  const auto first = run_in(stop, world, base + "/split", false);
+  ASSERT_TRUE(first.preempted);
+  const auto second = run_in(deck, world, base + "/split", true);
+  EXPECT_EQ(second.resumed_from, 7);
+  EXPECT_EQ(second.theta, straight.theta);
+  EXPECT_EQ(second.lambda, straight.lambda);
+  EXPECT_EQ(second.final_test_accuracy, straight.final_test_accuracy);
+  EXPECT_EQ(second.final_test_loss, straight.final_test_loss);
+  expect_replicated(world, second.theta);
+  world.barrier();
+  if (world.rank() == 0) std::filesystem::remove_all(base);
 }
 
 // Checkpoint at P ranks, resume on one rank (each rank on its own copy): within a float tolerance of

@@ -159,6 +159,7 @@ void describe(Binder& b, Deck& d) {
   b.field("data.synthetic_features", da.synthetic_features, 1, 1e6);
   b.field("data.synthetic_classes", da.synthetic_classes, 2, 1000);
   b.field("data.synthetic_separation", da.synthetic_separation, 0.0, 1e3, true);
+  b.field("data.synthetic_shape", da.synthetic_shape, 1, 1e5);
   b.field("data.seed", da.seed, 0, 9.2e18);
   b.field("data.keep_mask", da.keep_mask);
   b.field("data.augment", da.augment, {"none", "crop_flip"});
@@ -398,6 +399,8 @@ void validate(const Deck& d) {
       fail("{}: {} = [{}, {}] must satisfy 0 <= first < last (or be [-1, -1] for the default)", f, key, (*w)[0],
            (*w)[1]);
   }
+  if (!d.data.synthetic_shape.empty() && d.data.synthetic_shape.size() != 2 && d.data.synthetic_shape.size() != 3)
+    fail("{}: data.synthetic_shape must be [H, W] or [C, H, W], got {} values", f, d.data.synthetic_shape.size());
   if (d.model.arch == "mlp" && d.model.hidden.empty())
     fail("{}: model.hidden must list at least one hidden width", f);
   if (d.model.arch == "cnn" && d.model.channels.empty())

@@ -33,10 +33,17 @@ Data load_data(const app::Deck& deck) {
     data::probe_hdf5_in_child(c.test_file);
     d.test = data::read_hdf5(c.test_file);
   } else {
-    const auto f = static_cast<std::size_t>(c.synthetic_features);
+    std::size_t f = static_cast<std::size_t>(c.synthetic_features);
+    std::vector<std::size_t> shape;
+    for (long s : c.synthetic_shape) shape.push_back(static_cast<std::size_t>(s));
+    if (!shape.empty()) {
+      f = 1;
+      for (std::size_t s : shape) f *= s;
+    }
     const int k = static_cast<int>(c.synthetic_classes);
     d.train = data::make_synthetic(static_cast<std::size_t>(c.synthetic_train), f, k, c.synthetic_separation, seed, 0);
     d.test = data::make_synthetic(static_cast<std::size_t>(c.synthetic_test), f, k, c.synthetic_separation, seed, 1);
+    if (!shape.empty()) d.train.shape = d.test.shape = shape;  // the same values, seen as images
   }
   if (d.test.features() != d.train.features())
     fail("test data '{}' has {} features per sample, training data '{}' has {}", d.test.source, d.test.features(),

@@ -23,6 +23,8 @@ struct DataConfig {
   long synthetic_features = 32;
   long synthetic_classes = 10;
   double synthetic_separation = 1.0;
+  std::vector<long> synthetic_shape;     // synthetic samples as images [H, W] or [C, H, W] (overrides
+                                         // synthetic_features with the product); empty: flat vectors
   long seed = 0;                         // meta split and label noise (synthetic: the data too);
                                          // 0 = train.seed. Fix it to vary train.seed over one data set.
   std::string keep_mask;                 // train only on the samples a `sama prune` mask keeps ("" = all)
