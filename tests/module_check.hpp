@@ -32,6 +32,10 @@ struct ModuleCheck {
   double param_scale = 0.5;  // parameters are drawn N(0, scale²) around init's values (0: init's values only)
   const nn::BatchSum<double>* batch_sum = nullptr;
   std::vector<double> buffers;  // initial buffers (empty: init's)
+  // Sample i's share equals ‖backward of dy restricted to row i‖² only where no layer couples samples:
+  // false for a composite with batch norm in train or probe mode (its inner upstream gradients mix
+  // samples), where the shares are checked for being finite and non-negative only.
+  bool exact_sample_norms = true;
 };
 
 /// Runs one module on host-side vectors: every call starts from the given p, x and the initial buffers.
@@ -314,7 +318,11 @@ inline void check_module(const nn::Module<double>& m, const ModuleCheck& o, std:
       const auto gi = hm.backward(p, x, ri, false, false);
       double n2 = 0;
       for (double v : gi.dp) n2 += v * v;
-      EXPECT_NEAR(sq[i], n2, 1e-9 * std::max(1.0, n2)) << "sample " << i << "'s squared gradient share";
+      if (o.exact_sample_norms) {
+        EXPECT_NEAR(sq[i], n2, 1e-9 * std::max(1.0, n2)) << "sample " << i << "'s squared gradient share";
+      } else {
+        EXPECT_TRUE(std::isfinite(sq[i]) && sq[i] >= 0) << "sample " << i << "'s squared gradient share " << sq[i];
+      }
     }
   }
 

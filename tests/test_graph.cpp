@@ -5,6 +5,7 @@
 #include "sama/nn/classifier.hpp"
 #include "sama/nn/layers/dense.hpp"
 #include "sama/nn/mlp.hpp"
+#include "sama/nn/models.hpp"
 #include "sama/nn/network.hpp"
 
 #include <gtest/gtest.h>
@@ -63,6 +64,93 @@ TEST(GraphModules, ResidualBlocksMatchFiniteDifferences) {
   net.add(std::make_unique<nn::Residual<double>>(dense_tanh_dense(nn::Shape{4, 1, 1}, 3, 2), std::move(proj2)));
   net.emplace<nn::DenseLayer<double>>(3);
   check_module(net, o);
+}
+
+// Whole networks as one module: a small ResNet (stem, an identity block, a projection block with
+// stride 2, global pooling, the classifier) and a small CNN, on odd image sizes, in every mode.
+TEST(GraphModules, SmallResNetAndCnnMatchFiniteDifferences) {
+  nn::ConvNetConfig cfg;
+  cfg.blocks = {1, 1};
+  cfg.width = 2;
+  cfg.activation = nn::ActivationKind::gelu;  // smooth: no kinks for the differences to straddle
+  const auto resnet = nn::make_resnet<double>(nn::Shape{1, 5, 7}, 3, cfg);
+  EXPECT_GT(resnet->num_buffers(), 0u);
+  nn::ConvNetConfig c2;
+  c2.channels = {3};
+  c2.hidden = {4};
+  c2.activation = nn::ActivationKind::tanh;
+  const auto cnn = nn::make_cnn<double>(nn::Shape{2, 5, 4}, 3, c2);
+  for (nn::Mode mode : {nn::Mode::train, nn::Mode::probe, nn::Mode::eval}) {
+    ModuleCheck o;
+    o.batch = 3;
+    o.mode = mode;
+    o.param_scale = 0.3;
+    o.exact_sample_norms = mode == nn::Mode::eval;
+    check_module(*resnet, o);
+    check_module(*cnn, o);
+  }
+  ModuleCheck two;
+  two.batch = 2;
+  two.exact_sample_norms = false;
+  check_module(*resnet, two);
+}
+
+/// Loss gradient Σ_i c_i ∂ℓ_i/∂θ of a classifier at θ (probe mode).
+std::vector<double> loss_gradient(nn::Classifier<double>& m, const std::vector<double>& theta, const Mat<double>& x,
+                                  const Vec<int>& y, const Vec<double>& coef) {
+  Vec<double> th = to_device(theta), losses("l", x.extent(0)), g("g", m.num_params());
+  m.losses(th, x, y, losses);
+  m.backward(th, coef, y, g);
+  return to_host(g);
+}
+
+// Exact Hessian-vector products through a ResNet against the difference of its gradient; and the
+// running statistics move only in a train-mode forward: HVPs, directional derivatives, probe and eval
+// forwards leave them bitwise alone.
+TEST(Network, ResNetHessianProductsAndRunningStatistics) {
+  nn::ConvNetConfig cfg;
+  cfg.blocks = {1, 1};
+  cfg.width = 2;
+  cfg.activation = nn::ActivationKind::gelu;
+  const std::size_t b = 5, classes = 3;
+  nn::Classifier<double> m(nn::make_resnet<double>(nn::Shape{2, 5, 5}, classes, cfg), 8);
+  const std::size_t n = m.num_params();
+  Vec<double> theta("theta", n);
+  Rng rng(3);
+  m.init(theta, rng);
+  std::vector<double> xh(b * 50), ch(b), vh(n);
+  std::vector<int> yh(b);
+  for (auto& v : xh) v = rng.normal();
+  for (auto& v : ch) v = rng.uniform(0.2, 1.0);
+  for (auto& v : vh) v = rng.normal();
+  for (auto& v : yh) v = static_cast<int>(rng.below(classes));
+  Mat<double> x("x", b, 50);
+  Kokkos::deep_copy(x, Kokkos::View<const double**, Kokkos::LayoutRight, HostSpace,
+                                    Kokkos::MemoryTraits<Kokkos::Unmanaged>>(xh.data(), b, 50));
+  Vec<int> y = to_device(yh);
+  Vec<double> coef = to_device(ch), v = to_device(vh), hv("hv", n), dl("dl", b), l("l", b);
+  const auto buffers0 = to_host(m.net().buffers());
+  m.hvp(theta, coef, x, y, v, hv, VecU<double>(), dl);
+  m.loss_jvp(theta, v, x, y, l, dl);
+  m.losses(theta, x, y, l, nn::Mode::eval);
+  m.losses(theta, x, y, l, nn::Mode::probe);
+  EXPECT_EQ(to_host(m.net().buffers()), buffers0);
+  const auto th = to_host(theta);
+  const double h = 1e-5;
+  auto tp = th, tm = th;
+  for (std::size_t i = 0; i < n; ++i) tp[i] += h * vh[i], tm[i] -= h * vh[i];
+  const auto gp = loss_gradient(m, tp, x, y, coef), gm = loss_gradient(m, tm, x, y, coef);
+  const auto got = to_host(hv);
+  double num = 0, den = 0;
+  for (std::size_t i = 0; i < n; ++i) {
+    const double fd = (gp[i] - gm[i]) / (2 * h);
+    num += (got[i] - fd) * (got[i] - fd);
+    den += fd * fd;
+  }
+  EXPECT_LT(std::sqrt(num / den), 1e-6);
+  EXPECT_GT(den, 1e-6);
+  m.losses(theta, x, y, l, nn::Mode::train);
+  EXPECT_NE(to_host(m.net().buffers()), buffers0) << "a train-mode forward must update the running statistics";
 }
 
 TEST(GraphModules, ShapeMismatchesAreErrors) {

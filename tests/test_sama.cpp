@@ -16,16 +16,29 @@ using namespace sama;
 using sama::test::to_device;
 using sama::test::to_host;
 
+/// A small ResNet on 2×3×3 inputs: a stem, one basic block with batch norm, global pooling.
+nn::Classifier<double> tiny_resnet(std::size_t classes) {
+  nn::ConvNetConfig cfg;
+  cfg.blocks = {1};
+  cfg.width = 2;
+  cfg.activation = nn::ActivationKind::gelu;
+  return nn::Classifier<double>(nn::make_resnet<double>(nn::Shape{2, 3, 3}, classes, cfg), 16);
+}
+
 struct Tiny {
-  static constexpr std::size_t B = 7, F = 4, C = 3, MB = 5;
-  nn::Classifier<double> model{{F, 6, C}, nn::ActivationKind::gelu, 16};
+  static constexpr std::size_t B = 7, C = 3, MB = 5;
+  std::size_t F;  // input features: 4 for the MLP, 2×3×3 for the ResNet
+  nn::Classifier<double> model;
   meta::MetaWeightNet<double> mwn;
   Vec<double> theta, lambda;
   Mat<double> x, xm;
   Vec<int> y, ym;
 
-  explicit Tiny(bool normalize, std::uint64_t seed = 3, meta::WeightNetKind kind = meta::WeightNetKind::monotone)
-      : mwn(kind, 5, normalize, 16) {
+  explicit Tiny(bool normalize, std::uint64_t seed = 3, meta::WeightNetKind kind = meta::WeightNetKind::monotone,
+                bool resnet = false)
+      : F(resnet ? 18 : 4),
+        model(resnet ? tiny_resnet(C) : nn::Classifier<double>({4, 6, C}, nn::ActivationKind::gelu, 16)),
+        mwn(kind, 5, normalize, 16) {
     Rng rng(seed, 99);
     theta = Vec<double>("theta", model.num_params());
     lambda = Vec<double>("lambda", mwn.num_params());
@@ -139,6 +152,40 @@ TEST_P(MixedProduct, ProbeMatchesFiniteDifferenceOfTrainingGradient) {
   // θ came back bitwise.
   EXPECT_EQ(to_host(th_probe), to_host(t.theta));
 }
+// The same through a ResNet (convolutions, batch norm with batch statistics in every probe, a residual
+// block): the probe needs nothing from the model but its losses.
+TEST(MixedProductResNet, ProbeMatchesFiniteDifferenceOfTrainingGradient) {
+  for (auto kind : {meta::WeightNetKind::monotone, meta::WeightNetKind::sigmoid}) {
+    Tiny t(true, 5, kind, true);
+    const std::size_t n = t.model.num_params(), nl = t.mwn.num_params();
+    ASSERT_GT(t.model.net().num_buffers(), 0u);
+    const auto buffers0 = to_host(t.model.net().buffers());
+    Rng rng(13);
+    std::vector<double> wh(n);
+    for (auto& v : wh) v = rng.normal();
+    Vec<double> w = to_device(wh);
+    Vec<double> th_probe("tp", n);
+    Kokkos::deep_copy(th_probe, t.theta);
+    const auto sama = t.sama_mixed_product(t.theta, th_probe, w, 1e-4);
+    std::vector<double> ref(nl);
+    const auto lam0 = to_host(t.lambda);
+    const double h = 1e-5;
+    for (std::size_t k = 0; k < nl; ++k) {
+      auto lp = lam0, lm = lam0;
+      lp[k] += h;
+      lm[k] -= h;
+      const auto gp = t.base_gradient(t.theta, to_device(lp));
+      const auto gm = t.base_gradient(t.theta, to_device(lm));
+      double s = 0;
+      for (std::size_t i = 0; i < n; ++i) s += (gp[i] - gm[i]) / (2 * h) * wh[i];
+      ref[k] = s;
+    }
+    EXPECT_LT(rel_err(sama, ref), 1e-6) << meta::to_string(kind);
+    EXPECT_EQ(to_host(th_probe), to_host(t.theta));
+    EXPECT_EQ(to_host(t.model.net().buffers()), buffers0) << "the probes moved the running statistics";
+  }
+}
+
 INSTANTIATE_TEST_SUITE_P(WeightNets, MixedProduct,
                          ::testing::Combine(::testing::Values(false, true),
                                             ::testing::Values(meta::WeightNetKind::softmax, meta::WeightNetKind::monotone,

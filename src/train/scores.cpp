@@ -140,10 +140,16 @@ void Trainer::write_scores(const std::string& path) {
            w.detect_first, w.detect_last);
   column("el2n", blk.mean[SampleScores::el2n],
          "mean EL2N ||softmax(z) - onehot(observed label)||_2 at each visit in the window", w.early_first, w.early_last);
-  column("grand", blk.mean[SampleScores::grand],
-         "mean GraNd: the exact per-sample gradient norm ||d loss_i / d theta||_2 over all parameters (every "
-         "Linear layer's weights and biases) at each visit in the window",
-         w.early_first, w.early_last);
+  const std::string grand_how =
+      model_.net().num_buffers() == 0
+          ? "mean GraNd: the exact per-sample gradient norm ||d loss_i / d theta||_2 over all parameters (every "
+            "layer's weights and biases) at each visit in the window"
+          : "mean GraNd: the norm over all parameters of sample i's own term of the batch gradient (every layer's "
+            "weights and biases; exact per-sample products for convolutions, linear and batch norm layers), at each "
+            "visit in the window. Batch norm normalises with the batch's statistics, which couple the samples: each "
+            "layer's term for sample i uses the upstream gradient of the whole batch's loss, so this is sample i's "
+            "share of the batch gradient, not the gradient of its loss alone";
+  column("grand", blk.mean[SampleScores::grand], grand_how, w.early_first, w.early_last);
   column("forgetting", blk.forgetting,
          "forgetting events: visits classified wrongly (observed label) right after a visit classified correctly; "
          "never classified correctly = the number of epochs; never visited = NaN",
