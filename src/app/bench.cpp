@@ -25,7 +25,7 @@ namespace sama::app {
 namespace {
 
 struct Record {
-  std::string method, hidden;
+  std::string model, method, hidden;  // hidden: the MLP's widths, or the ResNet's depth and width
   long batch = 0;
   double samples_per_s = 0, achieved_gflops = 0, sgemm_gflops = 0, peak_rss_mb = 0;
   StepCounts counts;  // per timed step (steps = 0: not counted)
@@ -79,23 +79,34 @@ std::vector<long> parse_hidden(const std::string& text) {
 }  // namespace
 
 int run_bench(const BenchArgs& args, const comm::Communicator& comm, std::ostream& out) {
+  const bool resnet = args.model == "resnet";
   std::vector<std::vector<long>> sizes = {{256, 256}, {100}};
+  if (resnet) sizes = {{args.resnet_depth, args.resnet_width}};
   if (!args.hidden.empty()) {
+    if (resnet) fail("sama bench --hidden: widths of an MLP; the ResNet takes --resnet-width and --resnet-depth");
     sizes.clear();
     for (const auto& h : args.hidden) sizes.push_back(parse_hidden(h));
   }
   std::vector<std::string> methods = {"none", "sama"};
+  if (resnet) methods = {"none", "sama", "cg", "unrolled"};
   if (!args.methods.empty()) methods = args.methods;
   for (const auto& m : methods)
-    if (m != "none" && m != "sama") fail("sama bench --method: '{}' is not none or sama (see --hypergradients)", m);
+    if (m != "none" && m != "sama" && !(resnet && (m == "cg" || m == "unrolled")))
+      fail("sama bench --method: '{}' is not none or sama{} (see --hypergradients)", m,
+           resnet ? ", cg or unrolled" : "");
   const bool root = comm.rank() == 0;
   const auto& plan = threads::applied();
   const int kokkos = ExecSpace().concurrency();
   const int blas = blas_threads();
   std::vector<Record> records;
   if (root) {
-    out << fmt::format("sama bench: MLP 784-H-10, batch 128 (global), synthetic data, {} rank(s), {} timed steps after {}\n",
-                       comm.size(), args.steps, args.warmup);
+    if (resnet)
+      out << fmt::format("sama bench: ResNet-{} width {} on 1x28x28 images (10 classes), batch 128 (global), synthetic "
+                         "data, {} rank(s), {} timed steps after {}; cg and unrolled with K = 5\n",
+                         args.resnet_depth, args.resnet_width, comm.size(), args.steps, args.warmup);
+    else
+      out << fmt::format("sama bench: MLP 784-H-10, batch 128 (global), synthetic data, {} rank(s), {} timed steps after {}\n",
+                         comm.size(), args.steps, args.warmup);
     out << fmt::format("threads: {}\n", threads_report());
     out << fmt::format("{:<10} {:<8} {:>12} {:>12} {:>12} {:>10} {:>10} {:>8}\n", "hidden", "method", "samples/s",
                        "GEMM GF/s", "sgemm GF/s", "ratio", "RSS MB", "GEMM %");
@@ -105,11 +116,19 @@ int run_bench(const BenchArgs& args, const comm::Communicator& comm, std::ostrea
       Deck deck = parse_deck("", "bench");
       deck.data.source = "synthetic";
       deck.data.synthetic_features = 784;
+      if (resnet) {
+        deck.data.synthetic_shape = {1, 28, 28};
+        deck.model.arch = "resnet";
+        deck.model.depth = hidden[0];
+        deck.model.width = hidden[1];
+        deck.train.eval_batch = 128;  // (the arena is planned for the largest batch)
+        if (method == "cg" || method == "unrolled") deck.meta.k = 5;
+      }
       deck.data.synthetic_classes = 10;
       deck.data.synthetic_train = 8192;
       deck.data.synthetic_test = 256;
       deck.data.meta_size = 1000;
-      deck.model.hidden = hidden;
+      if (!resnet) deck.model.hidden = hidden;
       deck.optimizer.cfg.name = "adam";
       deck.optimizer.lr = 1e-3;
       deck.train.batch_size = 128;
@@ -126,8 +145,9 @@ int run_bench(const BenchArgs& args, const comm::Communicator& comm, std::ostrea
       opt.count_kokkos = args.counters;
       const RunResult r = train(deck, opt, comm);
       Record rec;
+      rec.model = args.model;
       rec.method = method;
-      rec.hidden = fmt::format("{}", fmt::join(hidden, ","));
+      rec.hidden = resnet ? fmt::format("{}x{}", hidden[0], hidden[1]) : fmt::format("{}", fmt::join(hidden, ","));
       rec.batch = 128;
       rec.samples_per_s = r.samples_per_second;
       // Per rank: the FLOPs of this rank's GEMMs (its share of the batch) over the training time.
@@ -144,12 +164,18 @@ int run_bench(const BenchArgs& args, const comm::Communicator& comm, std::ostrea
     }
   }
   if (!root) return 0;
+  const char* size_name = resnet ? "resnet" : "hidden";
   for (std::size_t i = 0; i < records.size(); ++i)
-    for (std::size_t j = 0; j < records.size(); ++j)
-      if (records[i].hidden == records[j].hidden && records[i].method == "none" && records[j].method == "sama")
-        out << fmt::format("hidden {}: sama/none peak RSS {:.3f}, sama/none samples/s {:.3f}\n", records[i].hidden,
-                           records[j].peak_rss_mb / records[i].peak_rss_mb,
-                           records[j].samples_per_s / records[i].samples_per_s);
+    for (std::size_t j = 0; j < records.size(); ++j) {
+      const Record &a = records[i], &b = records[j];
+      if (a.hidden != b.hidden) continue;
+      if (a.method == "none" && b.method != "none")
+        out << fmt::format("{} {}: {}/none peak RSS {:.3f}, {}/none samples/s {:.3f}\n", size_name, a.hidden, b.method,
+                           b.peak_rss_mb / a.peak_rss_mb, b.method, b.samples_per_s / a.samples_per_s);
+      if (a.method == "sama" && (b.method == "cg" || b.method == "unrolled"))
+        out << fmt::format("{} {}: sama/{} iterations/s {:.3f} (K = 5)\n", size_name, a.hidden, b.method,
+                           a.samples_per_s / b.samples_per_s);
+    }
   if (args.counters) {
     out << "Kokkos per timed step (tool callbacks): View allocations in host / device memory (most in one step), "
            "deep copies host->device, device->host, within a space, aliased (no data moved), fills; kernel "
@@ -183,11 +209,11 @@ int run_bench(const BenchArgs& args, const comm::Communicator& comm, std::ostrea
                     c.copies_device_to_host, c.copies_same_space, c.copies_aliased, c.fills, c.kernels, c.regions)
               : std::string();
       js << fmt::format(
-          "  {{\"method\": \"{}\", \"hidden\": \"{}\", \"batch\": {}, \"samples_per_s\": {:.6g}, "
+          "  {{\"model\": \"{}\", \"method\": \"{}\", \"hidden\": \"{}\", \"batch\": {}, \"samples_per_s\": {:.6g}, "
           "\"achieved_gflops\": {:.6g}, \"sgemm_gflops\": {:.6g}, \"ratio_to_sgemm\": {:.6g}, \"peak_rss_mb\": {:.6g}, "
           "\"ranks\": {}, \"threads_per_rank\": {}, \"threads_source\": {}, \"kokkos_space\": \"{}\", "
           "\"kokkos_concurrency\": {}, \"blas_threads\": {}, \"gemm_time_fraction\": {:.6g}{}}}{}\n",
-          r.method, r.hidden, r.batch, r.samples_per_s, r.achieved_gflops, r.sgemm_gflops,
+          r.model, r.method, r.hidden, r.batch, r.samples_per_s, r.achieved_gflops, r.sgemm_gflops,
           r.achieved_gflops / r.sgemm_gflops, r.peak_rss_mb, comm.size(), plan.threads_per_rank,
           io::json_string(plan.source), ExecSpace::name(), kokkos, blas, r.gemm_fraction, counts,
           i + 1 < records.size() ? "," : "");

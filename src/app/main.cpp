@@ -52,7 +52,15 @@ int main(int argc, char** argv) {
     bench_cmd->add_option("--warmup", bench.warmup, "untimed steps per configuration")->check(CLI::NonNegativeNumber);
     bench_cmd->add_option("--hidden", bench.hidden,
                           "hidden widths of an MLP to run, e.g. 256,256 (repeatable; default: 256,256 and 100)");
-    bench_cmd->add_option("--method", bench.methods, "none or sama (repeatable; default: both)");
+    bench_cmd->add_option("--method", bench.methods,
+                          "none or sama; with --model resnet also cg and unrolled, K = 5 (repeatable; default: none and "
+                          "sama, and for resnet cg and unrolled too)");
+    bench_cmd->add_option("--model", bench.model, "mlp (784-H-10) or resnet (CIFAR-style, 1x28x28 inputs)")
+        ->check(CLI::IsMember({"mlp", "resnet"}));
+    bench_cmd->add_option("--resnet-width", bench.resnet_width, "resnet: channels of the first stage")
+        ->check(CLI::PositiveNumber);
+    bench_cmd->add_option("--resnet-depth", bench.resnet_depth, "resnet: depth 6n + 2 (8, 14, 20, ...)")
+        ->check(CLI::PositiveNumber);
     bench_cmd->footer(
         "Threads per rank as for train: OMP_NUM_THREADS, else SLURM_CPUS_PER_TASK, else 1 (Serial Kokkos); the "
         "BLAS runs that many threads. Under mpirun the global batch of 128 is split between the ranks.");

@@ -35,7 +35,10 @@ struct BenchArgs {
   bool hypergradients = false;  // compare the hypergradient methods instead (run_bench_hypergradients)
   bool counters = true;  // count Kokkos' allocations, copies and kernels per step (its tool callbacks)
   std::vector<std::string> hidden;   // MLP hidden widths to run, e.g. "256,256" (empty: 256,256 and 100)
-  std::vector<std::string> methods;  // none and/or sama (empty: both)
+  std::vector<std::string> methods;  // none and/or sama (empty: both); resnet: also cg and unrolled (K = 5)
+  std::string model = "mlp";         // "mlp" or "resnet" (ResNet-8, width 16, on 1×28×28 images)
+  long resnet_width = 16;
+  long resnet_depth = 8;
 };
 /// `sama bench`: throughput, memory and GEMM efficiency of `none` and `sama` at two MLP sizes.
 int run_bench(const BenchArgs& args, const comm::Communicator& comm, std::ostream& out);
