@@ -265,3 +265,20 @@ TEST(Deck, HypergradientKeysAreResumeIncompatible) {
 }
 
 }  // namespace
+
+namespace {
+
+TEST(Deck, ModelArchitecturesAreValidated) {
+  expect_error("[model]\narch = \"transformer\"\n", {}, {"model.arch", "transformer"});
+  expect_error("[model]\narch = \"resnet\"\ndepth = 12\n", {}, {"model.depth = 12", "6n + 2"});
+  expect_error("[model]\narch = \"cnn\"\nchannels = []\n", {}, {"model.channels"});
+  expect_error("[data]\naugment = \"crop_flip\"\n", {}, {"data.augment", "image model"});
+  expect_error("[data]\nsynthetic_shape = [784]\n", {}, {"data.synthetic_shape", "[H, W] or [C, H, W]"});
+  // A valid ResNet deck resolves with its keys.
+  const auto d = sama::app::parse_deck("[model]\narch = \"resnet\"\nblocks = [2, 1]\nwidth = 8\n", "deck.toml", {});
+  EXPECT_EQ(d.model.arch, "resnet");
+  EXPECT_EQ(d.model.blocks, (std::vector<long>{2, 1}));
+  EXPECT_TRUE(d.model.sync_batchnorm);
+}
+
+}  // namespace

@@ -153,6 +153,31 @@ TEST(Network, ResNetHessianProductsAndRunningStatistics) {
   EXPECT_NE(to_host(m.net().buffers()), buffers0) << "a train-mode forward must update the running statistics";
 }
 
+// The ResNet's size from its definition: stem conv3x3 (no bias) + BN; per block two conv3x3 + two BN,
+// and a 1x1 projection + BN where the channels change; the classifier on the last stage's channels.
+TEST(Models, ResNetSizesFollowTheArchitecture) {
+  for (std::size_t width : {8, 16}) {
+    nn::ConvNetConfig cfg;
+    cfg.blocks = nn::resnet_blocks_for_depth(8);
+    cfg.width = width;
+    const auto net = nn::make_resnet<float>(nn::Shape{1, 28, 28}, 10, cfg);
+    std::size_t params = 9 * width + 2 * width, buffers = 2 * width, cin = width;
+    for (std::size_t s = 0; s < 3; ++s) {
+      const std::size_t c = width << s;
+      params += 9 * cin * c + 2 * c + 9 * c * c + 2 * c;
+      buffers += 4 * c;
+      if (c != cin) params += cin * c + 2 * c, buffers += 2 * c;
+      cin = c;
+    }
+    params += 10 * cin + 10;
+    EXPECT_EQ(net->num_params(), params) << "width " << width;
+    EXPECT_EQ(net->num_buffers(), buffers) << "width " << width;
+    EXPECT_EQ(net->out_shape(), (nn::Shape{10, 1, 1}));
+  }
+  EXPECT_EQ(nn::resnet_blocks_for_depth(20), (std::vector<std::size_t>{3, 3, 3}));
+  sama::test::expect_error([] { nn::resnet_blocks_for_depth(10); }, {"6n + 2"});
+}
+
 TEST(GraphModules, ShapeMismatchesAreErrors) {
   nn::Sequential<double> s(nn::Shape{4, 1, 1});
   s.emplace<nn::DenseLayer<double>>(3);
