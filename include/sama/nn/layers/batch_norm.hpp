@@ -25,7 +25,9 @@
 // mean, itself from a first pass).
 //
 // Kernels work on planes: the B·C planes (b, c) of H·W contiguous values each, so the channel is fixed
-// per plane and the inner loops are contiguous. A per-channel sum is a sum per plane first (in double,
+// per plane and the inner loops are contiguous: the element-wise kernels are one team per plane (a
+// device's team threads share the plane's contiguous values), the per-plane sums a flat range over
+// planes (B·C of them, e.g. 2048 for [128, 16, 28, 28]). A per-channel sum is a sum per plane first (in double,
 // several interleaved accumulators, rounded to T into scratch; sums over the same data fused into one
 // pass), then, per channel, the sum in double over its B planes in order of b: a fixed order, no
 // atomics, so results are deterministic.
