@@ -15,7 +15,11 @@
 
 #include <algorithm>
 #include <array>
+#include <chrono>
 #include <cmath>
+#include <cstdio>
+#include <ctime>
+#include <functional>
 #include <limits>
 #include <string>
 #include <utility>
@@ -379,6 +383,71 @@ TEST(BatchNorm, FloatSyncShiftKeepsTheVarianceAccurate) {
     EXPECT_NEAR(yf[i], yd[i], 2e-3) << "local statistics, " << i;
     EXPECT_NEAR(yfs[i], yd[i], 2e-3) << "synchronised statistics, " << i;
   }
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Timing (printed only, no assertion): one ResNet-sized batch-norm layer.
+
+/// Seconds per call of f (after one warm-up call): wall clock and this process's CPU time.
+std::pair<double, double> bn_times(const std::function<void()>& f, int reps) {
+  f();
+  Kokkos::fence();
+  const auto t0 = std::chrono::steady_clock::now();
+  const std::clock_t c0 = std::clock();
+  for (int i = 0; i < reps; ++i) f();
+  Kokkos::fence();
+  const double cpu = double(std::clock() - c0) / CLOCKS_PER_SEC / reps;
+  return {std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count() / reps, cpu};
+}
+
+// Disabled by default; run with
+//   test_norm_pool --gtest_also_run_disabled_tests --gtest_filter='BatchNormPerf.*'
+TEST(BatchNormPerf, DISABLED_ResNetSizedLayer) {
+  const Shape s{16, 28, 28};
+  const std::size_t B = 128, C = s.c;
+  nn::BatchNorm<float> bn(s);
+  const auto cast = [](const std::vector<double>& v) { return std::vector<float>(v.begin(), v.end()); };
+  Runner<float> r(bn, B, Mode::train, cast(bn_params(C, 1)), cast(running_stats(C)));
+  const auto xh = cast(normal(2, B * s.size(), 1.5, 0.5));
+  r.forward(xh);
+  r.backward(xh);
+  r.forward_tangent(cast(bn_params(C, 3)), xh);
+  Vec<float> dx("perf::dx", B * s.size()), dp("perf::dp", 2 * C), sq("perf::sq", B);
+  Vec<float> dxd("perf::dx_dot", B * s.size()), dpd("perf::dp_dot", 2 * C), yd("perf::y_dot", B * s.size());
+  const auto u = [](const Vec<float>& v) { return VecU<float>(v.data(), v.extent(0)); };
+  const auto x = r.cmat(r.x, s.size()), y = r.cmat(r.y, s.size()), dy = r.cmat(r.dy, s.size());
+  const auto pd = nn::as_const(u(r.pd));
+  int calls = 0;
+  const nn::BatchSum<float> one_rank = [&](float*, std::size_t) { ++calls; };
+  auto train = r.ctx(), probe = r.ctx(), sync = r.ctx(), with_sq = r.ctx();
+  probe.mode = sync.mode = with_sq.mode = Mode::probe;
+  sync.batch_sum = &one_rank;
+  with_sq.sample_sq = u(sq);
+  const Vec<float> buffers0("perf::buffers", 2 * C);
+  Kokkos::deep_copy(buffers0, r.buffers);
+  struct Pass {
+    const char* name;
+    std::function<void()> f;
+  };
+  const std::vector<Pass> passes = {
+      {"forward (train, local statistics)", [&] { bn.forward(train, x, r.mat(r.y, s.size())); }},
+      {"forward (probe, batch_sum)", [&] { bn.forward(sync, x, r.mat(r.y, s.size())); }},
+      {"backward (dgamma, dbeta, dx)", [&] { bn.backward(probe, x, y, dy, MatU<float>(dx.data(), B, s.size()), u(dp)); }},
+      {"backward (dgamma, dbeta)", [&] { bn.backward(probe, x, y, dy, MatU<float>(), u(dp)); }},
+      {"backward + sample_sq", [&] { bn.backward(with_sq, x, y, dy, MatU<float>(dx.data(), B, s.size()), u(dp)); }},
+      {"forward_tangent", [&] { bn.forward_tangent(probe, pd, x, x, y, MatU<float>(yd.data(), B, s.size())); }},
+      {"backward_tangent", [&] {
+         bn.backward_tangent(probe, pd, x, x, y, nn::as_const(MatU<float>(yd.data(), B, s.size())), dy, dy,
+                             MatU<float>(dxd.data(), B, s.size()), u(dpd));
+       }},
+  };
+  std::printf("batch norm [%zu, %zu, %zu, %zu], float, %s; time per call (wall clock; CPU time in brackets)\n", B,
+              s.c, s.h, s.w, ExecSpace::name());
+  for (const auto& ps : passes) {
+    const auto t = bn_times(ps.f, 20);
+    std::printf("  %-36s %7.3f ms (%7.3f ms)\n", ps.name, 1e3 * t.first, 1e3 * t.second);
+  }
+  Kokkos::deep_copy(r.buffers, buffers0);
 }
 
 // ---------------------------------------------------------------------------------------------------

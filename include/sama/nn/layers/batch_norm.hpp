@@ -21,9 +21,16 @@
 // The module fences before each call and reads the sums right after it returns. The count travels as
 // a T (exact in float up to 2^24 values per channel over all ranks, within one rounding beyond).
 // A call is skipped identically on every rank (eval mode, no dx wanted, an empty ẋ: all structural).
-// Without batch_sum, the statistics are this rank's batch's. Per-channel sums are accumulated in
-// double (team reductions, one team per channel); the local statistics are two-pass (shifted by the
-// local mean).
+// Without batch_sum, the statistics are this rank's batch's; they are two-pass (shifted by the local
+// mean, itself from a first pass).
+//
+// Kernels work on planes: the B·C planes (b, c) of H·W contiguous values each, so the channel is fixed
+// per plane and the inner loops are contiguous: the element-wise kernels are one team per plane (a
+// device's team threads share the plane's contiguous values), the per-plane sums a flat range over
+// planes (B·C of them, e.g. 2048 for [128, 16, 28, 28]). A per-channel sum is a sum per plane first (in double,
+// several interleaved accumulators, rounded to T into scratch; sums over the same data fused into one
+// pass), then, per channel, the sum in double over its B planes in order of b: a fixed order, no
+// atomics, so results are deterministic.
 //
 // Degenerate batches: with one value per channel (n = 1) the batch variance is 0 and x̂ = 0, which is
 // well defined (y = β, dx = 0) in probe mode; train mode throws sama::Error when this rank alone has
@@ -33,7 +40,10 @@
 // saved: mean [C], inverse std [C] (in eval mode those of the running statistics), the global count
 // [1]; x̂ is recomputed from x (one fused multiply-add) rather than kept (B·C·H·W more per layer).
 // tangent: the tangent of the mean μ̇ [C] and m = (1/n)Σ x̂·ẋ [C] (R{1/σ} = −m/σ²); both 0 in eval mode.
-// scratch: max(4C + 1, B·C). sample_sq: sample b's share Σ_c (Σ_hw dy·x̂)² + (Σ_hw dy)².
+// scratch: 4C + 1 + 4·B·C: the per-channel sums (up to 4C + 1 values, what batch_sum sees), then up
+// to four per-plane sums [4][B·C] (forward 2, backward 2 or 3 with sample_sq, forward_tangent 2,
+// backward_tangent 4). sample_sq: sample b's share Σ_c (Σ_hw dy·x̂)² + (Σ_hw dy)², from backward's
+// per-plane sums.
 #include "sama/nn/module.hpp"
 
 namespace sama::nn {
@@ -63,6 +73,8 @@ class BatchNorm final : public Module<T> {
                         MatU<T> dx_dot, VecU<T> dp_dot) const override;
 
  private:
+  /// Scratch layout: kReduced·C + 1 per-channel values, then kPerPlane·B·C per-plane ones.
+  static constexpr std::size_t kReduced = 4, kPerPlane = 4;
   double eps_, momentum_;
 };
 
