@@ -122,6 +122,7 @@ app::RunResult Trainer::run() {
     counted = now;
   };
   Timer train_timer, window_timer;
+  long timed_steps = 0;  // steps since window_timer started (this process's, unlike the checkpointed window)
   RunControl control(deck_, comm_);
   const auto& ck = deck_.checkpoint;
   const bool checkpoints = !opt_.out_dir.empty();
@@ -183,11 +184,14 @@ app::RunResult Trainer::run() {
 
     const bool log_now = done % deck_.train.log_interval == 0 || done == total_steps_;
     const bool eval_now = done % eval_interval_ == 0 || done == total_steps_;
+    ++timed_steps;
     if (log_now || eval_now) {
       s.train_seconds += train_timer.seconds();
       ScopedRegion region("sama::logging");
-      log_and_evaluate(done, lr, log_now, eval_now, window_timer.seconds(), control.elapsed_seconds(), metrics);
+      log_and_evaluate(done, lr, log_now, eval_now, timed_steps, window_timer.seconds(), control.elapsed_seconds(),
+                       metrics);
       window_timer.reset();
+      timed_steps = 0;
       train_timer.reset();
     }
     // Checkpoints: on a stop request (then exit asking for a requeue), every N steps, every M minutes.

@@ -145,8 +145,8 @@ void Trainer::evaluate(double& accuracy, double& loss) {
   loss = loss_sum / static_cast<double>(test.n);
 }
 
-void Trainer::log_and_evaluate(long done, double lr, bool log_now, bool eval_now, double window_s, double elapsed_s,
-                               io::MetricsWriter& metrics) {
+void Trainer::log_and_evaluate(long done, double lr, bool log_now, bool eval_now, long timed_steps, double window_s,
+                               double elapsed_s, io::MetricsWriter& metrics) {
   app::RunResult& r = state_.result;
   LogWindow& win = state_.window;
   HypergradDiagnostics& hd = state_.diagnostics;
@@ -155,7 +155,9 @@ void Trainer::log_and_evaluate(long done, double lr, bool log_now, bool eval_now
                                     {"lr", lr},
                                     {"elapsed_s", elapsed_s}};
   if (log_now) {
-    const double sps = double(win.steps * batch_size_) / std::max(window_s, 1e-9);
+    // Throughput over the steps this process ran since the timer started (the window itself may hold
+    // steps from before a resume, and an evaluation restarts the timer).
+    const double sps = double(timed_steps) * double(batch_size_) / std::max(window_s, 1e-9);
     // Window statistics summed over ranks (each rank saw its shard of every batch).
     double w[7] = {win.base_loss,   win.meta_loss,         win.eps,
                    win.w_clean_sum, double(win.w_clean_n), win.w_noisy_sum, double(win.w_noisy_n)};

@@ -106,8 +106,8 @@ class Trainer {
   io::MetricsWriter open_metrics() const;
   /// The run's header lines.
   void say_header();
-  void log_and_evaluate(long done, double lr, bool log_now, bool eval_now, double window_s, double elapsed_s,
-                        io::MetricsWriter& metrics);
+  void log_and_evaluate(long done, double lr, bool log_now, bool eval_now, long timed_steps, double window_s,
+                        double elapsed_s, io::MetricsWriter& metrics);
   /// At a logging window's end (collective): the weight net's window statistics into `row`, the
   /// collapse detector, and a warning for the progress line the first time it fires.
   std::string weight_net_health(long done, std::map<std::string, double>& row);
