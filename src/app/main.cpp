@@ -9,6 +9,8 @@
 #include "sama/io/h5.hpp"
 
 #include <CLI/CLI.hpp>
+#include <chrono>
+#include <thread>
 #include <Kokkos_Core.hpp>
 
 #include <cstdio>
@@ -100,7 +102,12 @@ int main(int argc, char** argv) {
       else if (*prune_cmd && comm.rank() == 0) code = sama::app::run_prune(prune, std::cout);  // serial
     } catch (const std::exception& e) {
       std::cerr << "sama: error on rank " << comm.rank() << ": " << e.what() << std::endl;
-      if (comm.size() > 1) comm.abort(1);
+      if (comm.size() > 1) {
+        // mpirun forwards a rank's stderr asynchronously, and MPI_Abort can end the job before the
+        // message above reaches it (seen once in a loaded test run): give the forwarder a moment.
+        std::this_thread::sleep_for(std::chrono::milliseconds(200));
+        comm.abort(1);
+      }
       // HDF5 may still hold an id whose close failed (disk full): its clean-up at MPI_Finalize or at
       // exit would crash (H5F__close_cb). The error is reported and nothing is left to write: end here.
       if (H5Fget_obj_count(H5F_OBJ_ALL, H5F_OBJ_ALL) > 0) {
