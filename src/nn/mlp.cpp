@@ -1,6 +1,7 @@
 #include "sama/nn/mlp.hpp"
 
 #include "sama/core/error.hpp"
+#include "sama/nn/layers/dense.hpp"
 #include "sama/nn/linear.hpp"
 
 #include <algorithm>
@@ -55,22 +56,6 @@ MatU<const T> Mlp<T>::forward(VecU<const T> theta, MatU<const T> x) {
   return cur;
 }
 
-namespace {
-/// sq[i] += ‖dy_i‖² (‖x_i‖² + 1): the squared norm of a Linear layer's gradient from sample i alone.
-template <class T>
-void add_sample_grad_norms(MatU<const T> x, MatU<const T> dy, VecU<T> sq) {
-  SAMA_REQUIRE(sq.extent(0) >= x.extent(0), "per-sample gradient norms: buffer of {} for a batch of {}",
-               sq.extent(0), x.extent(0));
-  const std::size_t in = x.extent(1), out = dy.extent(1);
-  Kokkos::parallel_for(
-      "sama::Mlp::sample_grad_norms", Range(0, x.extent(0)), KOKKOS_LAMBDA(const std::size_t i) {
-        T xx = 1, gg = 0;
-        for (std::size_t j = 0; j < in; ++j) xx += x(i, j) * x(i, j);
-        for (std::size_t j = 0; j < out; ++j) gg += dy(i, j) * dy(i, j);
-        sq(i) += xx * gg;
-      });
-}
-}  // namespace
 
 template <class T>
 void Mlp<T>::backward(VecU<const T> theta, MatU<const T> dy, VecU<T> grad, MatU<T> dx, const GradReady& on_ready) {
@@ -93,7 +78,7 @@ void Mlp<T>::backward(VecU<const T> theta, MatU<const T> dy, VecU<T> grad, MatU<
       down = dx;
     }
     const std::size_t np = layer.num_params();
-    if (np > 0 && sample_sq_norms_.data() != nullptr) add_sample_grad_norms(x, upstream, sample_sq_norms_);
+    if (np > 0 && sample_sq_norms_.data() != nullptr) add_linear_sample_sq_norms(x, upstream, sample_sq_norms_);
     layer.backward(slice<const T>(theta, offsets_[i], np), x, y, upstream, down, slice<T>(grad, offsets_[i], np));
     if (np > 0 && on_ready) on_ready(offsets_[i], np);
     upstream = down;
