@@ -342,27 +342,37 @@ app::RunResult run_in(const app::Deck& deck, const comm::Communicator& comm, con
   return app::train(deck, opt, comm);
 }
 
-// Stop at step 13 on every rank, resume at the same P: identical to the bit to the uninterrupted run.
-TEST(Restart, SameRankCountIsBitwise) {
+/// Stop after `stop_after` steps on every rank, resume at the same P: identical to the bit to the
+/// uninterrupted run (θ, λ, test accuracy and loss, train loss); returns the run directory (rank 0
+/// removes it when `keep` is false).
+std::string expect_bitwise_resume(app::Deck deck, const std::string& tag, long every, long stop_after, bool keep) {
   comm::Communicator world;
-  const std::string base = run_dir(world, "restart");
-  auto deck = small_deck("sama", "local");
-  deck.checkpoint.every_steps = 5;
+  const std::string base = run_dir(world, tag);
+  deck.checkpoint.every_steps = every;
   const auto straight = run_in(deck, world, base + "/straight", false);
   auto stop = deck;
-  stop.debug.preempt_step = 12;
+  stop.debug.preempt_step = stop_after - 1;
   const auto first = run_in(stop, world, base + "/split", false);
-  ASSERT_TRUE(first.preempted);
+  EXPECT_TRUE(first.preempted);
   const auto second = run_in(deck, world, base + "/split", true);
-  EXPECT_EQ(second.resumed_from, 13);
+  EXPECT_EQ(second.resumed_from, stop_after);
   EXPECT_EQ(second.theta, straight.theta);
   EXPECT_EQ(second.lambda, straight.lambda);
   EXPECT_EQ(second.final_test_accuracy, straight.final_test_accuracy);
+  EXPECT_EQ(second.final_test_loss, straight.final_test_loss);
   EXPECT_EQ(second.final_train_loss, straight.final_train_loss);
   expect_replicated(world, second.theta);
   world.barrier();
+  if (!keep && world.rank() == 0) std::filesystem::remove_all(base);
+  return base;
+}
+
+// An MLP run stopped at step 13 and resumed at the same P; scores.h5, written collectively at P ranks,
+// is identical to the bit as well.
+TEST(Restart, SameRankCountIsBitwise) {
+  comm::Communicator world;
+  const std::string base = expect_bitwise_resume(small_deck("sama", "local"), "restart", 5, 13, true);
   if (world.rank() == 0) {
-    // scores.h5, written collectively at P ranks, is identical to the bit as well.
     const auto bytes = [](const std::string& p) {
       std::ifstream in(p, std::ios::binary);
       return std::string(std::istreambuf_iterator<char>(in), {});
@@ -373,27 +383,10 @@ TEST(Restart, SameRankCountIsBitwise) {
   }
 }
 
-// A ResNet run stopped and resumed at the same P: identical to the bit (θ, λ, and the running
-// statistics through the evaluation that uses them).
+// A ResNet run (sync batch norm, augmentation; the running statistics reach the result through the
+// evaluation that uses them).
 TEST(Restart, CnnSameRankCountIsBitwise) {
-  comm::Communicator world;
-  const std::string base = run_dir(world, "restart_cnn");
-  auto deck = small_cnn_deck("sama", "global");
-  deck.checkpoint.every_steps = 4;
-  const auto straight = run_in(deck, world, base + "/straight", false);
-  auto stop = deck;
-  stop.debug.preempt_step = 6;
-  const auto first = run_in(stop, world, base + "/split", false);
-  ASSERT_TRUE(first.preempted);
-  const auto second = run_in(deck, world, base + "/split", true);
-  EXPECT_EQ(second.resumed_from, 7);
-  EXPECT_EQ(second.theta, straight.theta);
-  EXPECT_EQ(second.lambda, straight.lambda);
-  EXPECT_EQ(second.final_test_accuracy, straight.final_test_accuracy);
-  EXPECT_EQ(second.final_test_loss, straight.final_test_loss);
-  expect_replicated(world, second.theta);
-  world.barrier();
-  if (world.rank() == 0) std::filesystem::remove_all(base);
+  expect_bitwise_resume(small_cnn_deck("sama", "global"), "restart_cnn", 4, 7, false);
 }
 
 // Checkpoint at P ranks, resume on one rank (each rank on its own copy): within a float tolerance of
